@@ -1,0 +1,1 @@
+"""Custom integrations (package marker so tests import ours, not the harness's)."""

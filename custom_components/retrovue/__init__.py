@@ -1,0 +1,1 @@
+"""The Retrovue integration: a complete SQLite catalog of Plex Media Servers."""

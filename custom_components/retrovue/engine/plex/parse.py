@@ -1,0 +1,357 @@
+"""Turn Plex answers (JSON or XML) into the typed models, tolerating odd types and bad entries.
+
+Everything here is pure and synchronous: the client runs it off the event loop for large bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+import json
+import math
+from typing import Any, Final
+
+import xmltodict
+
+from .models import (
+    ItemKind,
+    ItemProblem,
+    Media,
+    Page,
+    Part,
+    PlexItem,
+    Section,
+    ServerIdentity,
+)
+
+try:  # orjson ships with Home Assistant and is several times faster than json.
+    import orjson
+
+    def _json_loads(body: bytes) -> Any:
+        return orjson.loads(body)
+
+except ImportError:  # pragma: no cover - exercised only without orjson
+
+    def _json_loads(body: bytes) -> Any:
+        return json.loads(body)
+
+
+type Node = Mapping[str, Any]
+
+FORMAT_JSON: Final = "json"
+FORMAT_XML: Final = "xml"
+
+# XML children that are lists in Plex's JSON; forcing them keeps one shape for both formats.
+_XML_LISTS: Final = (
+    "Video",
+    "Directory",
+    "Media",
+    "Part",
+    "Guid",
+    "Location",
+    "Stream",
+    "Metadata",
+    "Track",
+    "Photo",
+    "Server",
+    "Device",
+)
+_ITEM_TAGS: Final = ("Metadata", "Video", "Directory", "Track", "Photo")
+_KINDS: Final = {kind.value: kind for kind in ItemKind}
+
+
+class BodyError(ValueError):
+    """A body that is not a Plex MediaContainer in JSON or XML."""
+
+
+def decode_container(body: bytes, content_type: str | None) -> tuple[dict[str, Any], str]:
+    """Return the MediaContainer of a JSON or XML body and the format it came in."""
+    ctype = (content_type or "").lower()
+    head = body[:256].lstrip()
+    if not head:
+        raise BodyError("empty body")
+    if head[:1] in (b"{", b"["):
+        fmt = FORMAT_JSON
+    elif head[:1] == b"<":
+        lowered = head.lower()
+        if lowered.startswith((b"<!doctype html", b"<html")) or "html" in ctype:
+            raise BodyError(f"HTML page instead of a Plex answer ({_snippet(body)})")
+        fmt = FORMAT_XML
+    elif "html" in ctype:
+        raise BodyError(f"HTML page instead of a Plex answer ({_snippet(body)})")
+    else:
+        raise BodyError(f"neither JSON nor XML (content type {ctype or 'none'}: {_snippet(body)})")
+
+    if fmt == FORMAT_JSON:
+        try:
+            data = _json_loads(body)
+        except ValueError as err:
+            raise BodyError(f"malformed JSON: {err}") from err
+    else:
+        try:
+            data = xmltodict.parse(body, attr_prefix="", cdata_key="#text", force_list=_XML_LISTS)
+        except Exception as err:  # expat raises its own ExpatError, a ValueError subclass
+            raise BodyError(f"malformed XML: {err}") from err
+
+    if not isinstance(data, dict) or not isinstance(data.get("MediaContainer"), dict):
+        raise BodyError(f"no MediaContainer in the {fmt.upper()} answer ({_snippet(body)})")
+    return data["MediaContainer"], fmt
+
+
+def _snippet(body: bytes) -> str:
+    text = body[:80].decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def container_int(container: Node, key: str) -> int | None:
+    """Return an integer attribute of a container, or None when absent or not a number."""
+    value, _ = _int(container.get(key))
+    return value
+
+
+def container_entries(container: Node) -> list[Any]:
+    """Return the item entries of a container, whatever tag they came under."""
+    entries: list[Any] = []
+    for tag in _ITEM_TAGS:
+        found = container.get(tag)
+        if isinstance(found, list):
+            entries.extend(found)
+        elif isinstance(found, dict):
+            entries.append(found)
+    return entries
+
+
+# --- scalar coercion -------------------------------------------------------------------------
+
+
+def _int(value: Any) -> tuple[int | None, bool]:
+    """Return (int or None, ok) for a JSON number or an XML string."""
+    if value is None or value == "":
+        return None, True
+    if isinstance(value, bool):
+        return int(value), True
+    if isinstance(value, int):
+        return value, True
+    if isinstance(value, float):
+        return (None, False) if math.isnan(value) or math.isinf(value) else (int(value), True)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text), True
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None, False
+        return (None, False) if math.isnan(number) or math.isinf(number) else (int(number), True)
+    return None, False
+
+
+def _str(value: Any) -> tuple[str | None, bool]:
+    """Return (str or None, ok) for a scalar."""
+    if value is None or value == "":
+        return None, True
+    if isinstance(value, str):
+        return value, True
+    if isinstance(value, bool):
+        return ("1" if value else "0"), True
+    if isinstance(value, int | float):
+        return str(value), True
+    return None, False
+
+
+class _Fields:
+    """Read typed fields from one entry and collect warnings about odd values."""
+
+    __slots__ = ("node", "warnings")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.warnings: list[str] = []
+
+    def number(self, key: str) -> int | None:
+        raw = self.node.get(key)
+        value, ok = _int(raw)
+        if not ok:
+            self.warnings.append(f"{key} is not a number: {raw!r:.40}")
+        return value
+
+    def text(self, key: str) -> str | None:
+        raw = self.node.get(key)
+        value, ok = _str(raw)
+        if not ok:
+            self.warnings.append(f"{key} is not text: {type(raw).__name__}")
+        return value
+
+    def nodes(self, key: str) -> list[Node]:
+        raw = self.node.get(key)
+        if raw is None:
+            return []
+        if isinstance(raw, dict):
+            return [raw]
+        if isinstance(raw, list):
+            good: list[Node] = [entry for entry in raw if isinstance(entry, dict)]
+            if len(good) != len(raw):
+                self.warnings.append(f"{key} has {len(raw) - len(good)} malformed entries")
+            return good
+        self.warnings.append(f"{key} is not a list: {type(raw).__name__}")
+        return []
+
+
+# --- entities --------------------------------------------------------------------------------
+
+
+def parse_identity(container: Node) -> ServerIdentity:
+    """Return the server identity from `/identity` or `/`."""
+    fields = _Fields(container)
+    machine_identifier = fields.text("machineIdentifier")
+    if not machine_identifier:
+        raise BodyError("the answer has no machineIdentifier")
+    return ServerIdentity(
+        machine_identifier=machine_identifier,
+        version=fields.text("version"),
+        friendly_name=fields.text("friendlyName"),
+        platform=fields.text("platform"),
+    )
+
+
+def parse_sections(container: Node) -> list[Section]:
+    """Return the library sections of `/library/sections`; entries without key or type fail."""
+    sections: list[Section] = []
+    for entry in _Fields(container).nodes("Directory"):
+        fields = _Fields(entry)
+        key = fields.text("key")
+        section_type = fields.text("type")
+        if not key or not section_type:
+            raise BodyError(f"library section without key or type: {dict(entry)!r:.120}")
+        locations = tuple(
+            path
+            for location in fields.nodes("Location")
+            if (path := _str(location.get("path"))[0]) is not None
+        )
+        sections.append(
+            Section(
+                key=key,
+                type=section_type,
+                title=fields.text("title") or key,
+                uuid=fields.text("uuid"),
+                agent=fields.text("agent"),
+                scanner=fields.text("scanner"),
+                language=fields.text("language"),
+                locations=locations,
+                updated_at=fields.number("updatedAt"),
+                scanned_at=fields.number("scannedAt"),
+                content_changed_at=fields.number("contentChangedAt"),
+            )
+        )
+    return sections
+
+
+def _parse_part(node: Node, fields_warnings: list[str]) -> Part:
+    fields = _Fields(node)
+    part = Part(
+        id=fields.text("id"),
+        key=fields.text("key"),
+        file=fields.text("file"),
+        size=fields.number("size"),
+        duration=fields.number("duration"),
+        container=fields.text("container"),
+    )
+    fields_warnings.extend(f"Part {warning}" for warning in fields.warnings)
+    return part
+
+
+def _parse_media(node: Node, warnings: list[str]) -> Media:
+    fields = _Fields(node)
+    parts = tuple(_parse_part(part, warnings) for part in fields.nodes("Part"))
+    media = Media(
+        id=fields.text("id"),
+        duration=fields.number("duration"),
+        bitrate=fields.number("bitrate"),
+        width=fields.number("width"),
+        height=fields.number("height"),
+        video_codec=fields.text("videoCodec"),
+        audio_codec=fields.text("audioCodec"),
+        audio_channels=fields.number("audioChannels"),
+        video_resolution=fields.text("videoResolution"),
+        container=fields.text("container"),
+        parts=parts,
+    )
+    warnings.extend(f"Media {warning}" for warning in fields.warnings)
+    return media
+
+
+def parse_item(
+    entry: Any, *, kinds: Iterable[ItemKind], section_key: str | None = None
+) -> PlexItem | ItemProblem:
+    """Return one normalized item, or the problem that stops it from being one."""
+    if not isinstance(entry, dict):
+        return ItemProblem(None, None, f"entry is not an object: {type(entry).__name__}")
+    fields = _Fields(entry)
+    rating_key = fields.text("ratingKey")
+    title = fields.text("title")
+    if not rating_key:
+        return ItemProblem(None, title, "entry has no ratingKey")
+    allowed = tuple(kinds)
+    type_name = fields.text("type")
+    kind = _KINDS.get(type_name or "")
+    if kind is None and type_name is None and len(allowed) == 1:
+        kind = allowed[0]
+        fields.warnings.append(f"type missing, taken as {kind}")
+    if kind is None or kind not in allowed:
+        return ItemProblem(rating_key, title, f"unexpected type {type_name!r}")
+    if title is None:
+        fields.warnings.append("title missing")
+    guids = tuple(
+        guid for node in fields.nodes("Guid") if (guid := _str(node.get("id"))[0]) is not None
+    )
+    media_warnings: list[str] = []
+    media = tuple(_parse_media(node, media_warnings) for node in fields.nodes("Media"))
+    return PlexItem(
+        kind=kind,
+        rating_key=rating_key,
+        title=title or "",
+        section_key=fields.text("librarySectionID") or section_key,
+        parent_rating_key=fields.text("parentRatingKey"),
+        grandparent_rating_key=fields.text("grandparentRatingKey"),
+        parent_title=fields.text("parentTitle"),
+        grandparent_title=fields.text("grandparentTitle"),
+        index=fields.number("index"),
+        parent_index=fields.number("parentIndex"),
+        year=fields.number("year"),
+        guid=fields.text("guid"),
+        guids=guids,
+        added_at=fields.number("addedAt"),
+        updated_at=fields.number("updatedAt"),
+        originally_available_at=fields.text("originallyAvailableAt"),
+        child_count=fields.number("childCount"),
+        leaf_count=fields.number("leafCount"),
+        viewed_leaf_count=fields.number("viewedLeafCount"),
+        view_count=fields.number("viewCount"),
+        last_viewed_at=fields.number("lastViewedAt"),
+        view_offset=fields.number("viewOffset"),
+        duration=fields.number("duration"),
+        media=media,
+        warnings=(*fields.warnings, *media_warnings),
+    )
+
+
+def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) -> Page:
+    """Return the items of a listing or detail container as a page."""
+    section_key = _str(container.get("librarySectionID"))[0]
+    entries = container_entries(container)
+    items: list[PlexItem] = []
+    problems: list[ItemProblem] = []
+    for entry in entries:
+        parsed = parse_item(entry, kinds=kinds, section_key=section_key)
+        if isinstance(parsed, ItemProblem):
+            problems.append(parsed)
+        else:
+            items.append(parsed)
+    return Page(
+        items=tuple(items),
+        problems=tuple(problems),
+        offset=offset,
+        received=len(entries),
+        total_size=container_int(container, "totalSize"),
+    )

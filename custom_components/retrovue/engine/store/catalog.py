@@ -1,0 +1,659 @@
+"""The SQLite catalog: one file, one connection, one dedicated worker thread.
+
+`CatalogStore` is synchronous and must only be used from the thread that opened it.
+`Catalog` owns that thread and is what asyncio code uses: `await catalog.call(fn, ...)` runs
+`fn(store, ...)` on the worker, so sqlite3 never runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+import json
+import logging
+from pathlib import Path
+import sqlite3
+from typing import Any, Concatenate, Final
+
+from ..paths import PathMapping
+from ..plex.models import Section, ServerIdentity
+from .schema import SCHEMA_VERSION, migrate
+
+LOGGER = logging.getLogger(__name__)
+
+PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
+# SQLite 3.32+ allows 32766 bound variables; stay well below.
+_CHUNK: Final = 5000
+
+_ITEM_COLUMNS: Final = (
+    "server_id",
+    "library_id",
+    "rating_key",
+    "kind",
+    "show_key",
+    "parent_rating_key",
+    "grandparent_rating_key",
+    "title",
+    "parent_title",
+    "grandparent_title",
+    "year",
+    "index_number",
+    "parent_index",
+    "guid",
+    "duration",
+    "added_at",
+    "updated_at_plex",
+    "originally_available_at",
+    "child_count",
+    "leaf_count",
+    "view_count",
+    "last_viewed_at",
+    "view_offset",
+    "viewed_leaf_count",
+    "state",
+    "digest",
+)
+_PART_COLUMNS: Final = (
+    "item_id",
+    "server_id",
+    "media_index",
+    "part_index",
+    "media_id",
+    "part_id",
+    "part_key",
+    "plex_path",
+    "size",
+    "duration",
+    "container",
+    "video_codec",
+    "audio_codec",
+    "audio_channels",
+    "video_resolution",
+    "width",
+    "height",
+    "bitrate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """What the sync needs to know about an item already in the catalog."""
+
+    id: int
+    library_id: int
+    kind: str
+    digest: str
+    state: str
+    children_hydrated: bool
+    watch: tuple[int | None, int | None, int | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryRow:
+    """A library section as stored."""
+
+    id: int
+    server_id: int
+    section_key: str
+    type: str
+    title: str
+    present: bool
+    last_synced_at: int | None
+    last_complete_sync_at: int | None
+    last_deep_sync_at: int | None
+    mappings_digest: str | None
+
+
+def _in(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def _chunks[T](values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class CatalogStore:
+    """Synchronous access to the catalog file; thread-bound."""
+
+    def __init__(self, path: str | Path, *, migrate_to: int = SCHEMA_VERSION) -> None:
+        """Open (creating if needed) and migrate the catalog at `path`."""
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, autocommit=True)
+        try:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA temp_store = MEMORY")
+            self.conn.execute("PRAGMA busy_timeout = 5000")
+            self.conn.execute("PRAGMA cache_size = -16000")
+            self.migrated_from = migrate(self.conn, target=migrate_to)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (after a passive checkpoint keeps the WAL small)."""
+        try:
+            self.conn.execute("PRAGMA optimize")
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self.conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        """Return the schema version of the open file."""
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run a block in one write transaction; roll back on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read query and return rows that index by column name."""
+        cursor = self.conn.execute(sql, params)
+        cursor.row_factory = sqlite3.Row
+        return cursor.fetchall()
+
+    # --- servers and libraries ---------------------------------------------------------------
+
+    def upsert_server(self, identity: ServerIdentity, url: str | None, now: int) -> int:
+        """Record a server by machineIdentifier and return its id."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                """
+                INSERT INTO servers (machine_identifier, name, version, url, created_at,
+                                     updated_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (machine_identifier) DO UPDATE SET
+                    name = COALESCE(excluded.name, name),
+                    version = COALESCE(excluded.version, version),
+                    url = COALESCE(excluded.url, url),
+                    updated_at = excluded.updated_at
+                RETURNING id
+                """,
+                (
+                    identity.machine_identifier,
+                    identity.friendly_name,
+                    identity.version,
+                    url,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+        return int(row[0])
+
+    def server_id(self, machine_identifier: str) -> int | None:
+        """Return the id of a server, or None if the catalog does not know it."""
+        row = self.conn.execute(
+            "SELECT id FROM servers WHERE machine_identifier = ?", (machine_identifier,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def remove_server(self, machine_identifier: str) -> bool:
+        """Delete a server and everything cataloged for it."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM servers WHERE machine_identifier = ?", (machine_identifier,)
+            )
+        return cursor.rowcount > 0
+
+    def sync_sections(self, server_id: int, sections: Iterable[Section], now: int) -> None:
+        """Record the server's current sections; ones no longer listed become not present."""
+        keys: list[str] = []
+        with self.transaction() as conn:
+            for section in sections:
+                if not section.supported:
+                    continue
+                keys.append(section.key)
+                conn.execute(
+                    """
+                    INSERT INTO libraries (server_id, section_key, uuid, type, title, agent,
+                        locations, plex_updated_at, plex_scanned_at, present, first_seen_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)
+                    ON CONFLICT (server_id, section_key) DO UPDATE SET
+                        uuid = excluded.uuid, type = excluded.type, title = excluded.title,
+                        agent = excluded.agent, locations = excluded.locations,
+                        plex_updated_at = excluded.plex_updated_at,
+                        plex_scanned_at = excluded.plex_scanned_at, present = 1
+                    """,
+                    (
+                        server_id,
+                        section.key,
+                        section.uuid,
+                        section.type,
+                        section.title,
+                        section.agent,
+                        json.dumps(list(section.locations)),
+                        section.updated_at,
+                        section.scanned_at,
+                        now,
+                    ),
+                )
+            conn.execute(
+                f"UPDATE libraries SET present = 0 WHERE server_id = ? "
+                f"AND section_key NOT IN ({_in(len(keys))})",
+                (server_id, *keys),
+            )
+
+    def libraries(self, server_id: int) -> list[LibraryRow]:
+        """Return the server's libraries."""
+        rows = self.conn.execute(
+            """
+            SELECT id, server_id, section_key, type, title, present, last_synced_at,
+                   last_complete_sync_at, last_deep_sync_at, mappings_digest
+            FROM libraries WHERE server_id = ? ORDER BY CAST(section_key AS INTEGER), section_key
+            """,
+            (server_id,),
+        ).fetchall()
+        return [
+            LibraryRow(
+                id=row[0],
+                server_id=row[1],
+                section_key=row[2],
+                type=row[3],
+                title=row[4],
+                present=bool(row[5]),
+                last_synced_at=row[6],
+                last_complete_sync_at=row[7],
+                last_deep_sync_at=row[8],
+                mappings_digest=row[9],
+            )
+            for row in rows
+        ]
+
+    # --- path mappings -------------------------------------------------------------------------
+
+    def set_path_mappings(self, server_id: int, mappings: Iterable[PathMapping]) -> None:
+        """Replace the server's path mappings."""
+        rows = [_mapping_row(server_id, mapping) for mapping in mappings]
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM path_mappings WHERE server_id = ?", (server_id,))
+            conn.executemany(
+                """
+                INSERT INTO path_mappings (server_id, plex_prefix, local_prefix, match_prefix,
+                    fold_case, local_base, local_sep)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+                rows,
+            )
+
+    def path_mappings(self, server_id: int) -> list[PathMapping]:
+        """Return the server's path mappings."""
+        rows = self.conn.execute(
+            "SELECT plex_prefix, local_prefix FROM path_mappings WHERE server_id = ? ORDER BY id",
+            (server_id,),
+        ).fetchall()
+        return [PathMapping(plex_prefix=row[0], local_prefix=row[1]) for row in rows]
+
+    # --- sync runs -----------------------------------------------------------------------------
+
+    def start_run(self, server_id: int, library_id: int | None, deep: bool, now: int) -> int:
+        """Record the start of a sync run and return its id."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                """
+                INSERT INTO sync_runs (server_id, library_id, started_at, status, deep)
+                VALUES (?, ?, ?, 'running', ?) RETURNING id
+                """,
+                (server_id, library_id, now, int(deep)),
+            ).fetchone()
+        return int(row[0])
+
+    def finish_run(
+        self, run_id: int, status: str, counts: dict[str, int], error: str | None, now: int
+    ) -> None:
+        """Record how a sync run ended."""
+        with self.transaction() as conn:
+            conn.execute(
+                """
+                UPDATE sync_runs SET finished_at = ?, status = ?, processed = ?, changed = ?,
+                    skipped = ?, errors = ?, missing_promoted = ?, deleted_promoted = ?,
+                    returned = ?, requests = ?, error = ?
+                WHERE id = ?
+                """,
+                (
+                    now,
+                    status,
+                    counts.get("processed", 0),
+                    counts.get("changed", 0),
+                    counts.get("skipped", 0),
+                    counts.get("errors", 0),
+                    counts.get("missing_promoted", 0),
+                    counts.get("deleted_promoted", 0),
+                    counts.get("returned", 0),
+                    counts.get("requests", 0),
+                    error,
+                    run_id,
+                ),
+            )
+
+    def fail_stale_runs(self, now: int) -> int:
+        """Mark runs left 'running' by a crash as failed; return how many."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE sync_runs SET status = 'failed', finished_at = ?, "
+                "error = 'interrupted' WHERE status = 'running'",
+                (now,),
+            )
+        return cursor.rowcount
+
+    # --- items (called inside `transaction()` by the sync) -----------------------------------
+
+    def lookup(self, server_id: int, rating_keys: Sequence[str]) -> dict[str, StoredItem]:
+        """Return the stored rows for some rating keys of a server."""
+        found: dict[str, StoredItem] = {}
+        for chunk in _chunks(rating_keys):
+            for row in self.conn.execute(
+                f"""
+                SELECT rating_key, id, library_id, kind, digest, state, children_hydrated,
+                       view_count, last_viewed_at, view_offset, viewed_leaf_count
+                FROM items WHERE server_id = ? AND rating_key IN ({_in(len(chunk))})
+                """,
+                (server_id, *chunk),
+            ):
+                found[row[0]] = StoredItem(
+                    id=row[1],
+                    library_id=row[2],
+                    kind=row[3],
+                    digest=row[4],
+                    state=row[5],
+                    children_hydrated=bool(row[6]),
+                    watch=(row[7], row[8], row[9], row[10]),
+                )
+        return found
+
+    def insert_items(self, rows: Sequence[Sequence[Any]], now: int, run_id: int) -> dict[str, int]:
+        """Insert new items (tuples in `_ITEM_COLUMNS` order); return rating key → id."""
+        if not rows:
+            return {}
+        columns = ", ".join(_ITEM_COLUMNS)
+        self.conn.executemany(
+            f"""
+            INSERT INTO items ({columns}, first_seen_at, last_seen_at, last_scan_at,
+                               changed_run_id)
+            VALUES ({_in(len(_ITEM_COLUMNS))}, ?, ?, ?, ?)
+            """,
+            [(*row, now, now, now, run_id) for row in rows],
+        )
+        server_id = rows[0][0]
+        keys = [row[2] for row in rows]
+        return {key: stored.id for key, stored in self.lookup(server_id, keys).items()}
+
+    def update_items(
+        self, rows: Sequence[tuple[int, Sequence[Any]]], now: int, run_id: int
+    ) -> None:
+        """Rewrite changed items: content, state; a returning item loses its missing marks."""
+        assignments = ", ".join(f"{column} = ?" for column in _ITEM_COLUMNS)
+        self.conn.executemany(
+            f"""
+            UPDATE items SET {assignments}, last_seen_at = ?, last_scan_at = ?,
+                missing_since = NULL, deleted_at = NULL, changed_run_id = ?
+            WHERE id = ?
+            """,
+            [(*row, now, now, run_id, item_id) for item_id, row in rows],
+        )
+
+    def update_watch(
+        self,
+        rows: Sequence[tuple[int, tuple[int | None, int | None, int | None, int | None]]],
+        now: int,
+        run_id: int,
+    ) -> None:
+        """Store new watch state for items whose content did not change."""
+        self.conn.executemany(
+            """
+            UPDATE items SET view_count = ?, last_viewed_at = ?, view_offset = ?,
+                viewed_leaf_count = ?, last_seen_at = ?, changed_run_id = ?
+            WHERE id = ?
+            """,
+            [(*watch, now, run_id, item_id) for item_id, watch in rows],
+        )
+
+    def set_states(self, rows: Sequence[tuple[int, str]], now: int, run_id: int) -> None:
+        """Set the state of unchanged items (a return from MISSING, or new path mappings)."""
+        self.conn.executemany(
+            """
+            UPDATE items SET state = ?, last_seen_at = ?, missing_since = NULL,
+                deleted_at = NULL, changed_run_id = ?
+            WHERE id = ?
+            """,
+            [(state, now, run_id, item_id) for item_id, state in rows],
+        )
+
+    def replace_parts(self, item_ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
+        """Replace the parts of some items (rows in `_PART_COLUMNS` order)."""
+        self.conn.executemany("DELETE FROM parts WHERE item_id = ?", [(i,) for i in item_ids])
+        self.conn.executemany(
+            f"INSERT INTO parts ({', '.join(_PART_COLUMNS)}) VALUES ({_in(len(_PART_COLUMNS))})",
+            rows,
+        )
+
+    def replace_guids(
+        self, item_ids: Sequence[int], rows: Sequence[tuple[int, str, str, str]]
+    ) -> None:
+        """Replace the GUIDs of some items: (item_id, uri, provider, value)."""
+        self.conn.executemany("DELETE FROM guids WHERE item_id = ?", [(i,) for i in item_ids])
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO guids (item_id, uri, provider, value) VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+    def set_children_hydrated(self, item_ids: Sequence[int], hydrated: bool) -> None:
+        """Mark shows whose children are (or are no longer) completely stored."""
+        self.conn.executemany(
+            "UPDATE items SET children_hydrated = ? WHERE id = ?",
+            [(int(hydrated), item_id) for item_id in item_ids],
+        )
+
+    def record_errors(self, server_id: int, errors: Sequence[tuple[str, str]], now: int) -> None:
+        """Count an error on the rows of some rating keys: (rating_key, message)."""
+        self.conn.executemany(
+            """
+            UPDATE items SET error_count = error_count + 1, last_error_at = ?, last_error = ?
+            WHERE server_id = ? AND rating_key = ?
+            """,
+            [(now, message[:500], server_id, rating_key) for rating_key, message in errors],
+        )
+
+    def parts_of_library(self, library_id: int) -> list[tuple[int, str, str | None]]:
+        """Return (item id, state, plex path) of every part of present playable items."""
+        return self.conn.execute(
+            f"""
+            SELECT i.id, i.state, p.plex_path FROM items AS i
+            LEFT JOIN parts AS p ON p.item_id = i.id
+            WHERE i.library_id = ? AND i.kind IN ('movie', 'episode')
+              AND i.state IN ({_in(len(PRESENT_STATES))})
+            """,
+            (library_id, *PRESENT_STATES),
+        ).fetchall()
+
+    def finalize_library(
+        self,
+        library_id: int,
+        seen_keys: Iterable[str],
+        expanded_show_keys: Iterable[str],
+        now: int,
+        retention_seconds: int,
+        run_id: int,
+    ) -> tuple[int, int]:
+        """Mark unseen items MISSING and old MISSING ones DELETED; return both counts.
+
+        Movies and shows are judged against the whole listing. Seasons and episodes are judged
+        only where their show's children were listed completely, or where the show itself is
+        gone. Call this only after a listing that completed fully.
+        """
+        conn = self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (rk TEXT PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS expanded_keys (rk TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.seen_keys")
+        conn.execute("DELETE FROM temp.expanded_keys")
+        conn.executemany(
+            "INSERT OR IGNORE INTO temp.seen_keys VALUES (?)", ((k,) for k in seen_keys)
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO temp.expanded_keys VALUES (?)",
+            ((k,) for k in expanded_show_keys),
+        )
+        present = _in(len(PRESENT_STATES))
+        missing = conn.execute(
+            f"""
+            UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?,
+                children_hydrated = 0
+            WHERE library_id = ? AND kind IN ('movie', 'show') AND state IN ({present})
+              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
+            """,
+            (now, run_id, library_id, *PRESENT_STATES),
+        ).rowcount
+        missing += conn.execute(
+            f"""
+            UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?
+            WHERE library_id = ? AND kind IN ('season', 'episode') AND state IN ({present})
+              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
+              AND (show_key IN (SELECT rk FROM temp.expanded_keys)
+                   OR show_key IS NULL
+                   OR show_key IN (SELECT rating_key FROM items
+                                   WHERE library_id = ? AND kind = 'show'
+                                     AND state IN ('MISSING', 'DELETED')))
+            """,
+            (now, run_id, library_id, *PRESENT_STATES, library_id),
+        ).rowcount
+        deleted = conn.execute(
+            """
+            UPDATE items SET state = 'DELETED', deleted_at = ?, changed_run_id = ?
+            WHERE library_id = ? AND state = 'MISSING' AND missing_since <= ?
+            """,
+            (now, run_id, library_id, now - retention_seconds),
+        ).rowcount
+        conn.execute("DELETE FROM temp.seen_keys")
+        conn.execute("DELETE FROM temp.expanded_keys")
+        return missing, deleted
+
+    def mark_library_synced(
+        self,
+        library_id: int,
+        now: int,
+        *,
+        complete: bool,
+        deep: bool,
+        mappings_digest: str | None,
+    ) -> None:
+        """Record when a library was last synced (and last completely, and deeply)."""
+        self.conn.execute(
+            """
+            UPDATE libraries SET last_synced_at = ?,
+                last_complete_sync_at = CASE WHEN ? THEN ? ELSE last_complete_sync_at END,
+                last_deep_sync_at = CASE WHEN ? THEN ? ELSE last_deep_sync_at END,
+                mappings_digest = CASE WHEN ? THEN ? ELSE mappings_digest END
+            WHERE id = ?
+            """,
+            (
+                now,
+                complete,
+                now,
+                complete and deep,
+                now,
+                complete,
+                mappings_digest,
+                library_id,
+            ),
+        )
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def state_counts(self, library_id: int) -> dict[str, int]:
+        """Return movie/episode counts by state for a library."""
+        counts = dict.fromkeys((*PRESENT_STATES, "MISSING", "DELETED"), 0)
+        for state, count in self.conn.execute(
+            """
+            SELECT state, COUNT(*) FROM items
+            WHERE library_id = ? AND kind IN ('movie', 'episode') GROUP BY state
+            """,
+            (library_id,),
+        ):
+            counts[state] = count
+        return counts
+
+    def purge_deleted(self, older_than: int) -> int:
+        """Remove DELETED items deleted before `older_than`; return how many."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM items WHERE state = 'DELETED' AND deleted_at < ?", (older_than,)
+            )
+        return cursor.rowcount
+
+
+def _mapping_row(server_id: int, mapping: PathMapping) -> tuple[Any, ...]:
+    """Precompute what the `part_paths` view needs to resolve a mapping in SQL."""
+    plex = mapping.plex_prefix
+    fold = _is_windows(plex)
+    match = plex.replace("\\", "/").lower() if fold else plex
+    match = match.rstrip("/")
+    local = mapping.local_prefix
+    local_sep = "\\" if _is_windows(local) else "/"
+    local_base = local.rstrip("\\/")
+    return (server_id, plex, local, match, int(fold), local_base, local_sep)
+
+
+def _is_windows(path: str) -> bool:
+    return path.startswith(("\\\\", "//")) or (len(path) >= 2 and path[1] == ":")
+
+
+type StoreCall[**P, T] = Callable[Concatenate[CatalogStore, P], T]
+
+
+class Catalog:
+    """Asyncio access to a `CatalogStore` on its own worker thread."""
+
+    def __init__(self, store: CatalogStore, executor: ThreadPoolExecutor) -> None:
+        """Wrap an open store; use `Catalog.open`."""
+        self._store = store
+        self._executor = executor
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Catalog:
+        """Open the catalog file on a new worker thread."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrovue_catalog")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(executor, CatalogStore, path)
+        except BaseException:
+            await loop.run_in_executor(None, executor.shutdown)
+            raise
+        return cls(store, executor)
+
+    @property
+    def path(self) -> Path:
+        """Return the catalog file's path."""
+        return self._store.path
+
+    async def call[**P, T](self, fn: StoreCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(store, *args, **kwargs)` on the worker thread."""
+        if self._closed:
+            raise RuntimeError("the catalog is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._store, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Close the file and stop the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._store.close)
+        finally:
+            # Joining the worker blocks, so it happens on a helper thread, not on the loop.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)

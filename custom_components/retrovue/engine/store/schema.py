@@ -1,0 +1,306 @@
+"""Catalog schema, migrations by `PRAGMA user_version`, and the read views for other tools.
+
+See SCHEMA.md beside this file for the tables, states and transitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import sqlite3
+from typing import Final
+
+# --- version 1: the catalog tables ----------------------------------------------------------
+
+_V1: Final = """
+CREATE TABLE servers (
+    id                  INTEGER PRIMARY KEY,
+    machine_identifier  TEXT NOT NULL UNIQUE,
+    name                TEXT,
+    version             TEXT,
+    url                 TEXT,
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL
+);
+
+CREATE TABLE libraries (
+    id                      INTEGER PRIMARY KEY,
+    server_id               INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    section_key             TEXT NOT NULL,
+    uuid                    TEXT,
+    type                    TEXT NOT NULL,
+    title                   TEXT NOT NULL,
+    agent                   TEXT,
+    locations               TEXT NOT NULL DEFAULT '[]',
+    plex_updated_at         INTEGER,
+    plex_scanned_at         INTEGER,
+    present                 INTEGER NOT NULL DEFAULT 1,
+    first_seen_at           INTEGER NOT NULL,
+    last_synced_at          INTEGER,
+    last_complete_sync_at   INTEGER,
+    last_deep_sync_at       INTEGER,
+    mappings_digest         TEXT,
+    UNIQUE (server_id, section_key)
+);
+
+CREATE TABLE items (
+    id                      INTEGER PRIMARY KEY,
+    server_id               INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    library_id              INTEGER NOT NULL REFERENCES libraries(id) ON DELETE CASCADE,
+    rating_key              TEXT NOT NULL,
+    kind                    TEXT NOT NULL
+                            CHECK (kind IN ('movie', 'show', 'season', 'episode')),
+    show_key                TEXT,
+    parent_rating_key       TEXT,
+    grandparent_rating_key  TEXT,
+    title                   TEXT NOT NULL,
+    parent_title            TEXT,
+    grandparent_title       TEXT,
+    year                    INTEGER,
+    index_number            INTEGER,
+    parent_index            INTEGER,
+    guid                    TEXT,
+    duration                INTEGER,
+    added_at                INTEGER,
+    updated_at_plex         INTEGER,
+    originally_available_at TEXT,
+    child_count             INTEGER,
+    leaf_count              INTEGER,
+    view_count              INTEGER,
+    last_viewed_at          INTEGER,
+    view_offset             INTEGER,
+    viewed_leaf_count       INTEGER,
+    state                   TEXT NOT NULL CHECK (state IN
+                            ('ACTIVE', 'REMOTE_ONLY', 'UNAVAILABLE', 'MISSING', 'DELETED')),
+    digest                  TEXT NOT NULL,
+    children_hydrated       INTEGER NOT NULL DEFAULT 0,
+    first_seen_at           INTEGER NOT NULL,
+    last_seen_at            INTEGER NOT NULL,
+    last_scan_at            INTEGER NOT NULL,
+    missing_since           INTEGER,
+    deleted_at              INTEGER,
+    error_count             INTEGER NOT NULL DEFAULT 0,
+    last_error_at           INTEGER,
+    last_error              TEXT,
+    UNIQUE (server_id, rating_key)
+);
+CREATE INDEX items_library_kind_state ON items (library_id, kind, state);
+CREATE INDEX items_library_show ON items (library_id, show_key);
+CREATE INDEX items_title ON items (title COLLATE NOCASE);
+
+CREATE TABLE parts (
+    id                  INTEGER PRIMARY KEY,
+    item_id             INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    server_id           INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    media_index         INTEGER NOT NULL,
+    part_index          INTEGER NOT NULL,
+    media_id            TEXT,
+    part_id             TEXT,
+    part_key            TEXT,
+    plex_path           TEXT,
+    size                INTEGER,
+    duration            INTEGER,
+    container           TEXT,
+    video_codec         TEXT,
+    audio_codec         TEXT,
+    audio_channels      INTEGER,
+    video_resolution    TEXT,
+    width               INTEGER,
+    height              INTEGER,
+    bitrate             INTEGER
+);
+CREATE INDEX parts_item ON parts (item_id);
+CREATE INDEX parts_server_path ON parts (server_id, plex_path);
+
+CREATE TABLE guids (
+    item_id     INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    uri         TEXT NOT NULL,
+    provider    TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    PRIMARY KEY (item_id, uri)
+) WITHOUT ROWID;
+CREATE INDEX guids_lookup ON guids (provider, value);
+
+CREATE TABLE path_mappings (
+    id              INTEGER PRIMARY KEY,
+    server_id       INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    plex_prefix     TEXT NOT NULL,
+    local_prefix    TEXT NOT NULL,
+    match_prefix    TEXT NOT NULL,
+    fold_case       INTEGER NOT NULL,
+    local_base      TEXT NOT NULL,
+    local_sep       TEXT NOT NULL,
+    UNIQUE (server_id, match_prefix)
+);
+
+CREATE TABLE sync_runs (
+    id                  INTEGER PRIMARY KEY,
+    server_id           INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    library_id          INTEGER REFERENCES libraries(id) ON DELETE CASCADE,
+    kind                TEXT NOT NULL DEFAULT 'library',
+    started_at          INTEGER NOT NULL,
+    finished_at         INTEGER,
+    status              TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed')),
+    deep                INTEGER NOT NULL DEFAULT 0,
+    processed           INTEGER NOT NULL DEFAULT 0,
+    changed             INTEGER NOT NULL DEFAULT 0,
+    skipped             INTEGER NOT NULL DEFAULT 0,
+    errors              INTEGER NOT NULL DEFAULT 0,
+    missing_promoted    INTEGER NOT NULL DEFAULT 0,
+    deleted_promoted    INTEGER NOT NULL DEFAULT 0,
+    returned            INTEGER NOT NULL DEFAULT 0,
+    requests            INTEGER NOT NULL DEFAULT 0,
+    error               TEXT
+);
+CREATE INDEX sync_runs_library ON sync_runs (library_id, started_at);
+"""
+
+# --- version 2: a change feed for readers ---------------------------------------------------
+
+_V2: Final = """
+ALTER TABLE items ADD COLUMN changed_run_id INTEGER;
+CREATE INDEX items_changed_run ON items (changed_run_id);
+"""
+
+# --- views (recreated on every open, so they always match the code) -------------------------
+
+# The longest Plex prefix of the server wins; matching is separator-aware. Windows and UNC Plex
+# prefixes compare case-folded (ASCII, as SQLite's lower()) with `\` read as `/`. A remainder with
+# a `..` component resolves to NULL, never to a path outside the local prefix.
+VIEWS: Final = r"""
+DROP VIEW IF EXISTS part_paths;
+DROP VIEW IF EXISTS catalog_items;
+DROP VIEW IF EXISTS library_counts;
+
+CREATE VIEW part_paths AS
+SELECT
+    x.part_row_id,
+    x.item_id,
+    x.server_id,
+    x.part_id,
+    x.plex_path,
+    x.size,
+    x.mapped_plex_prefix,
+    CASE
+        WHEN x.mapping_id IS NULL THEN NULL
+        WHEN x.rest = '' THEN x.local_prefix
+        WHEN '/' || x.rest || '/' LIKE '%/../%' THEN NULL
+        ELSE x.local_base || x.local_sep || replace(x.rest, '/', x.local_sep)
+    END AS local_path
+FROM (
+    SELECT
+        p.id AS part_row_id,
+        p.item_id,
+        p.server_id,
+        p.part_id,
+        p.plex_path,
+        p.size,
+        m.id AS mapping_id,
+        m.plex_prefix AS mapped_plex_prefix,
+        m.local_prefix,
+        m.local_base,
+        m.local_sep,
+        substr(
+            CASE WHEN m.fold_case THEN replace(p.plex_path, '\', '/') ELSE p.plex_path END,
+            length(m.match_prefix) + 2) AS rest
+    FROM parts AS p
+    LEFT JOIN path_mappings AS m ON m.id = (
+        SELECT m2.id FROM path_mappings AS m2
+        WHERE m2.server_id = p.server_id
+          AND p.plex_path IS NOT NULL
+          AND (
+            (CASE WHEN m2.fold_case THEN replace(lower(p.plex_path), '\', '/')
+                  ELSE p.plex_path END) = m2.match_prefix
+            OR substr(
+                CASE WHEN m2.fold_case THEN replace(lower(p.plex_path), '\', '/')
+                     ELSE p.plex_path END,
+                1, length(m2.match_prefix) + 1) = m2.match_prefix || '/'
+          )
+        ORDER BY length(m2.match_prefix) DESC
+        LIMIT 1
+    )
+) AS x;
+
+CREATE VIEW catalog_items AS
+SELECT
+    s.machine_identifier,
+    s.name AS server_name,
+    l.section_key,
+    l.title AS library_title,
+    i.*,
+    CASE WHEN i.state IN ('ACTIVE', 'REMOTE_ONLY', 'UNAVAILABLE')
+              AND l.last_complete_sync_at > i.last_seen_at
+         THEN l.last_complete_sync_at ELSE i.last_seen_at END AS confirmed_at
+FROM items AS i
+JOIN libraries AS l ON l.id = i.library_id
+JOIN servers AS s ON s.id = i.server_id;
+
+CREATE VIEW library_counts AS
+SELECT
+    l.id AS library_id,
+    l.server_id,
+    l.section_key,
+    l.title,
+    l.type,
+    COALESCE(SUM(i.state = 'ACTIVE'), 0) AS active,
+    COALESCE(SUM(i.state = 'REMOTE_ONLY'), 0) AS remote_only,
+    COALESCE(SUM(i.state = 'UNAVAILABLE'), 0) AS unavailable,
+    COALESCE(SUM(i.state = 'MISSING'), 0) AS missing,
+    COALESCE(SUM(i.state = 'DELETED'), 0) AS deleted
+FROM libraries AS l
+LEFT JOIN items AS i
+    ON i.library_id = l.id AND i.kind IN ('movie', 'episode')
+GROUP BY l.id;
+"""
+
+
+def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def apply(conn: sqlite3.Connection) -> None:
+        for statement in _statements(sql):
+            conn.execute(statement)
+
+    return apply
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a schema script on semicolons (the scripts here hold no literal semicolons)."""
+    return [part.strip() for part in sql.split(";") if part.strip()]
+
+
+# MIGRATIONS[n] brings a database from user_version n to n + 1.
+MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
+    _script(_V1),
+    _script(_V2),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+class SchemaError(Exception):
+    """The catalog file cannot be used with this version of the code."""
+
+
+def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+    """Bring the database to `target`, one transaction per step; return the version before."""
+    (before,) = conn.execute("PRAGMA user_version").fetchone()
+    if before > SCHEMA_VERSION:
+        raise SchemaError(
+            f"catalog schema version {before} is newer than this Retrovue ({SCHEMA_VERSION})"
+        )
+    for version in range(before, target):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    if target == SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(VIEWS):
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return int(before)

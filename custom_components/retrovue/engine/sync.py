@@ -1,0 +1,756 @@
+"""Digest-based incremental sync of Plex libraries into the catalog.
+
+Movies: every run lists the section (with Media/Part), compares a content digest per movie and
+writes only new or changed rows. Shows: every run lists the shows; only shows whose digest
+changed, that were never hydrated, or that came back are expanded — per show (children +
+allLeaves, a constant number of requests each) or, when that would cost more requests, by one
+section-level season and episode listing. Deep runs expand everything. Unchanged rows are never
+rewritten. Items are marked MISSING only after listings that completed fully.
+
+The light pass cannot see a replaced episode file when Plex leaves the episode's and the show's
+`updatedAt`, `childCount` and `leafCount` alone: a deep run (which lists every episode with its
+parts) finds it. Movie files are compared on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+import hashlib
+import logging
+import math
+import time
+from typing import Any, Final, Literal
+
+from .paths import PathMapper
+from .plex.client import Listing, PlexClient
+from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
+from .plex.guids import parse_guids
+from .plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
+from .store.catalog import PRESENT_STATES, Catalog, CatalogStore, StoredItem
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_RETENTION_DAYS: Final = 30
+DEFAULT_EXPAND_CONCURRENCY: Final = 4
+# Per library run, this many bad items are logged as warnings; the rest at debug level.
+_WARN_LIMIT: Final = 20
+
+type Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """A server as the catalog knows it for one round of syncs."""
+
+    server_id: int
+    machine_identifier: str
+    name: str
+    sections: tuple[Section, ...]
+
+    def section(self, key: str) -> Section | None:
+        """Return a section by key."""
+        return next((section for section in self.sections if section.key == key), None)
+
+
+@dataclass(slots=True)
+class SyncSummary:
+    """What one library run did."""
+
+    machine_identifier: str
+    library_key: str
+    library_title: str
+    run_id: int
+    deep: bool
+    started_at: int
+    status: Literal["running", "ok", "failed"] = "running"
+    processed: int = 0
+    changed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    returned: int = 0
+    watch_updated: int = 0
+    missing_promoted: int = 0
+    deleted_promoted: int = 0
+    expanded_shows: int = 0
+    strategy: str | None = None
+    requests: int = 0
+    total: int | None = None
+    finished_at: int | None = None
+    last_synced_at: int | None = None
+    error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Return the counters stored on the run row."""
+        return {
+            "processed": self.processed,
+            "changed": self.changed,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "returned": self.returned,
+            "missing_promoted": self.missing_promoted,
+            "deleted_promoted": self.deleted_promoted,
+            "requests": self.requests,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    """A progress report: `library_start`, `page_progress` (after commit) or `library_done`."""
+
+    event: Literal["library_start", "page_progress", "library_done"]
+    summary: SyncSummary
+
+
+type ProgressCallback = Callable[[SyncProgress], None]
+
+
+# --- rows and digests --------------------------------------------------------------------------
+
+
+def _digest(values: Iterable[Any]) -> str:
+    text = "\x1f".join("" if value is None else str(value) for value in values)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class _Row:
+    item: PlexItem
+    values: tuple[Any, ...]
+    digest: str
+    state: str
+    watch: tuple[int | None, int | None, int | None, int | None]
+    parts: list[tuple[Any, ...]]
+    guids: list[tuple[str, str, str]]
+
+
+def _show_key(item: PlexItem) -> str | None:
+    if item.kind is ItemKind.SEASON:
+        return item.parent_rating_key
+    if item.kind is ItemKind.EPISODE:
+        return item.grandparent_rating_key
+    return None
+
+
+def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMapper) -> _Row:
+    """Turn an item into its catalog row, content digest and state."""
+    parts: list[tuple[Any, ...]] = []
+    for media_index, media in enumerate(item.media):
+        parts.extend(
+            (
+                media_index,
+                part_index,
+                media.id,
+                part.id,
+                part.key,
+                part.file,
+                part.size,
+                part.duration,
+                part.container or media.container,
+                media.video_codec,
+                media.audio_codec,
+                media.audio_channels,
+                media.video_resolution,
+                media.width,
+                media.height,
+                media.bitrate,
+            )
+            for part_index, part in enumerate(media.parts)
+        )
+    guids = [(ext.uri, ext.provider, ext.value) for ext in parse_guids(item.guid, item.guids)]
+    values = (
+        server_id,
+        library_id,
+        item.rating_key,
+        item.kind.value,
+        _show_key(item),
+        item.parent_rating_key,
+        item.grandparent_rating_key,
+        item.title,
+        item.parent_title,
+        item.grandparent_title,
+        item.year,
+        item.index,
+        item.parent_index,
+        item.guid,
+        item.duration,
+        item.added_at,
+        item.updated_at,
+        item.originally_available_at,
+        item.child_count,
+        item.leaf_count,
+    )
+    # Content digest: everything stored except watch state, state and the catalog's own ids.
+    digest = _digest(
+        (
+            *values[2:],
+            len(parts),
+            *(value for part in parts for value in part),
+            *(uri for uri, _, _ in guids),
+        )
+    )
+    state = _state(item, parts, mapper)
+    watch = (item.view_count, item.last_viewed_at, item.view_offset, item.viewed_leaf_count)
+    return _Row(item, (*values, *watch, state, digest), digest, state, watch, parts, guids)
+
+
+def _state(item: PlexItem, parts: Sequence[tuple[Any, ...]], mapper: PathMapper) -> str:
+    if item.kind in (ItemKind.SHOW, ItemKind.SEASON):
+        return "ACTIVE"
+    files = [part[5] for part in parts if part[5]]
+    return _playable_state(files, mapper)
+
+
+def _playable_state(files: Sequence[str], mapper: PathMapper) -> str:
+    if not files:
+        return "UNAVAILABLE"
+    if mapper.mappings and not any(mapper.resolve(path) is not None for path in files):
+        return "REMOTE_ONLY"
+    return "ACTIVE"
+
+
+# --- applying a page (runs on the catalog worker thread, one transaction) --------------------
+
+
+@dataclass(slots=True)
+class _PageResult:
+    processed: int = 0
+    changed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    returned: int = 0
+    watch_updated: int = 0
+    seen: list[str] = field(default_factory=list)
+    # Shows of this page that need their children listed: rating key → (child, leaf counts).
+    expand: dict[str, tuple[int, int]] = field(default_factory=dict)
+    show_counts: tuple[int, int] = (0, 0)
+    problems: list[str] = field(default_factory=list)
+    unidentified: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _ApplyContext:
+    server_id: int
+    library_id: int
+    run_id: int
+    now: int
+    deep: bool
+    mapper: PathMapper
+    label: str
+
+
+def _apply_page(
+    store: CatalogStore,
+    ctx: _ApplyContext,
+    items: Sequence[PlexItem],
+    problems: Sequence[ItemProblem],
+) -> _PageResult:
+    """Compare a page with the catalog and write what changed, in one transaction."""
+    result = _PageResult()
+    rows = [
+        build_row(item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper)
+        for item in items
+    ]
+    inserts: list[_Row] = []
+    updates: list[tuple[int, _Row]] = []
+    states: list[tuple[int, str]] = []
+    watches: list[tuple[int, tuple[int | None, int | None, int | None, int | None]]] = []
+    dehydrate: list[int] = []
+    errors: list[tuple[str, str]] = []
+    with store.transaction():
+        existing = store.lookup(ctx.server_id, [row.item.rating_key for row in rows])
+        for row in rows:
+            item = row.item
+            old = existing.get(item.rating_key)
+            result.processed += 1
+            result.seen.append(item.rating_key)
+            if item.warnings:
+                errors.append((item.rating_key, "; ".join(item.warnings)))
+            if old is None:
+                inserts.append(row)
+            elif old.digest != row.digest or old.library_id != ctx.library_id:
+                updates.append((old.id, row))
+                if old.state not in PRESENT_STATES:
+                    result.returned += 1
+            elif old.state != row.state:
+                states.append((old.id, row.state))
+                if old.state not in PRESENT_STATES:
+                    result.returned += 1
+            elif old.watch != row.watch:
+                watches.append((old.id, row.watch))
+            else:
+                result.skipped += 1
+            if item.kind is ItemKind.SHOW:
+                _consider_show(ctx, item, old, row, result, dehydrate)
+
+        ids = store.insert_items([row.values for row in inserts], ctx.now, ctx.run_id)
+        written = [(ids[row.item.rating_key], row) for row in inserts]
+        if updates:
+            store.update_items(
+                [(item_id, row.values) for item_id, row in updates], ctx.now, ctx.run_id
+            )
+            written.extend(updates)
+        if written:
+            item_ids = [item_id for item_id, _ in written]
+            store.replace_parts(
+                item_ids,
+                [(item_id, ctx.server_id, *part) for item_id, row in written for part in row.parts],
+            )
+            store.replace_guids(
+                item_ids,
+                [(item_id, *guid) for item_id, row in written for guid in row.guids],
+            )
+        if states:
+            store.set_states(states, ctx.now, ctx.run_id)
+        if watches:
+            store.update_watch(watches, ctx.now, ctx.run_id)
+        if dehydrate:
+            store.set_children_hydrated(dehydrate, hydrated=False)
+        for problem in problems:
+            if problem.rating_key is None:
+                result.unidentified += 1
+            else:
+                result.seen.append(problem.rating_key)
+                errors.append((problem.rating_key, problem.message))
+            result.problems.append(
+                f"{problem.title or '(untitled)'} [ratingKey {problem.rating_key or '?'}]: "
+                f"{problem.message}"
+            )
+        if errors:
+            store.record_errors(ctx.server_id, errors, ctx.now)
+    result.changed = len(inserts) + len(updates)
+    result.watch_updated = len(watches)
+    result.errors = len(errors) + result.unidentified
+    result.problems[:0] = [
+        f"{row.item.title or '(untitled)'} [ratingKey {row.item.rating_key}]: "
+        f"{'; '.join(row.item.warnings)}"
+        for row in rows
+        if row.item.warnings
+    ]
+    return result
+
+
+def _consider_show(
+    ctx: _ApplyContext,
+    item: PlexItem,
+    old: StoredItem | None,
+    row: _Row,
+    result: _PageResult,
+    dehydrate: list[int],
+) -> None:
+    child, leaf = item.child_count or 0, item.leaf_count or 0
+    result.show_counts = (result.show_counts[0] + child, result.show_counts[1] + leaf)
+    stale = (
+        old is None
+        or old.digest != row.digest
+        or not old.children_hydrated
+        or old.state not in PRESENT_STATES
+    )
+    if ctx.deep or stale:
+        result.expand[item.rating_key] = (child, leaf)
+        if old is not None and old.children_hydrated:
+            dehydrate.append(old.id)
+
+
+def _mark_hydrated(store: CatalogStore, server_id: int, show_keys: Sequence[str]) -> None:
+    with store.transaction():
+        found = store.lookup(server_id, show_keys)
+        store.set_children_hydrated([stored.id for stored in found.values()], hydrated=True)
+
+
+def _record_errors(
+    store: CatalogStore, server_id: int, errors: Sequence[tuple[str, str]], now: int
+) -> None:
+    with store.transaction():
+        store.record_errors(server_id, errors, now)
+
+
+def _finalize(
+    store: CatalogStore,
+    ctx: _ApplyContext,
+    seen: set[str],
+    expanded: set[str],
+    retention_seconds: int,
+    mappings_digest: str,
+    remap: bool,
+) -> tuple[int, int]:
+    with store.transaction():
+        if remap:
+            _restate_library(store, ctx)
+        missing, deleted = store.finalize_library(
+            ctx.library_id, seen, expanded, ctx.now, retention_seconds, ctx.run_id
+        )
+        store.mark_library_synced(
+            ctx.library_id, ctx.now, complete=True, deep=ctx.deep, mappings_digest=mappings_digest
+        )
+    return missing, deleted
+
+
+def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
+    """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change."""
+    files: dict[int, list[str]] = {}
+    states: dict[int, str] = {}
+    for item_id, state, path in store.parts_of_library(ctx.library_id):
+        states[item_id] = state
+        bucket = files.setdefault(item_id, [])
+        if path:
+            bucket.append(path)
+    changes = [
+        (item_id, new)
+        for item_id, paths in files.items()
+        if (new := _playable_state(paths, ctx.mapper)) != states[item_id]
+    ]
+    if changes:
+        store.set_states(changes, ctx.now, ctx.run_id)
+
+
+def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> tuple[int, list[Any]]:
+    library = next(
+        (lib for lib in store.libraries(server_id) if lib.section_key == section_key), None
+    )
+    if library is None:
+        raise KeyError(section_key)
+    return library.id, [library.mappings_digest, store.path_mappings(server_id)]
+
+
+# --- the public entry points ---------------------------------------------------------------
+
+
+async def prepare_server(
+    client: PlexClient, catalog: Catalog, *, clock: Clock = time.time
+) -> ServerContext:
+    """Read the server's identity and sections and record them in the catalog."""
+    identity = await client.server_info()
+    sections = tuple(await client.sections())
+    now = int(clock())
+    server_id = await catalog.call(CatalogStore.upsert_server, identity, client.url, now)
+    await catalog.call(CatalogStore.sync_sections, server_id, sections, now)
+    name = identity.friendly_name or identity.machine_identifier
+    client.with_name(name)
+    return ServerContext(
+        server_id=server_id,
+        machine_identifier=identity.machine_identifier,
+        name=name,
+        sections=tuple(section for section in sections if section.supported),
+    )
+
+
+async def sync_library(
+    client: PlexClient,
+    catalog: Catalog,
+    server: ServerContext,
+    section_key: str,
+    *,
+    deep: bool = False,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    progress: ProgressCallback | None = None,
+    expand_concurrency: int = DEFAULT_EXPAND_CONCURRENCY,
+    clock: Clock = time.time,
+) -> SyncSummary:
+    """Sync one library section; return its summary.
+
+    Raises `PlexAuthError` and `PlexConnectionError` (after recording the run as failed);
+    other problems end the run as failed and come back in the summary.
+    """
+    section = server.section(section_key)
+    if section is None:
+        raise KeyError(f"{server.name} has no movie or show library {section_key!r}")
+    run = _LibraryRun(
+        client,
+        catalog,
+        server,
+        section,
+        deep,
+        retention_days,
+        progress,
+        expand_concurrency,
+        clock,
+    )
+    return await run.run()
+
+
+class _IncompleteError(Exception):
+    """The listing did not complete; nothing may be marked MISSING."""
+
+
+class _LibraryRun:
+    """State of one library sync."""
+
+    def __init__(
+        self,
+        client: PlexClient,
+        catalog: Catalog,
+        server: ServerContext,
+        section: Section,
+        deep: bool,
+        retention_days: float,
+        progress: ProgressCallback | None,
+        expand_concurrency: int,
+        clock: Clock,
+    ) -> None:
+        self.client = client
+        self.catalog = catalog
+        self.server = server
+        self.section = section
+        self.deep = deep
+        self.retention_seconds = int(retention_days * 86400)
+        self.progress = progress
+        self.expand_concurrency = max(1, expand_concurrency)
+        self.clock = clock
+        self.label = f"{server.name} / {section.title}"
+        self.seen: set[str] = set()
+        self.expanded: set[str] = set()
+        self.incomplete: list[str] = []
+        self.logged_problems = 0
+        self.summary: SyncSummary
+        self.ctx: _ApplyContext
+
+    def _emit(self, event: Literal["library_start", "page_progress", "library_done"]) -> None:
+        if self.progress is None:
+            return
+        try:
+            self.progress(SyncProgress(event, self.summary))
+        except Exception:
+            LOGGER.exception("%s: progress callback failed", self.label)
+
+    async def run(self) -> SyncSummary:
+        now = int(self.clock())
+        library_id, (old_mappings_digest, mappings) = await self.catalog.call(
+            _load_run_setup, self.server.server_id, self.section.key
+        )
+        mapper = PathMapper(mappings)
+        mappings_digest = _digest(
+            f"{mapping.plex_prefix}\x1e{mapping.local_prefix}" for mapping in mapper.mappings
+        )
+        run_id = await self.catalog.call(
+            CatalogStore.start_run, self.server.server_id, library_id, self.deep, now
+        )
+        self.ctx = _ApplyContext(
+            server_id=self.server.server_id,
+            library_id=library_id,
+            run_id=run_id,
+            now=now,
+            deep=self.deep,
+            mapper=mapper,
+            label=self.label,
+        )
+        self.summary = SyncSummary(
+            machine_identifier=self.server.machine_identifier,
+            library_key=self.section.key,
+            library_title=self.section.title,
+            run_id=run_id,
+            deep=self.deep,
+            started_at=now,
+        )
+        requests_before = self.client.requests.total()
+        LOGGER.debug("%s: sync started (deep=%s)", self.label, self.deep)
+        self._emit("library_start")
+        try:
+            if self.section.type == "movie":
+                await self._sync_movies()
+            else:
+                await self._sync_shows()
+            if self.incomplete:
+                raise _IncompleteError("; ".join(self.incomplete))
+            missing, deleted = await self.catalog.call(
+                _finalize,
+                self.ctx,
+                self.seen,
+                self.expanded,
+                self.retention_seconds,
+                mappings_digest,
+                mappings_digest != old_mappings_digest,
+            )
+            self.summary.missing_promoted = missing
+            self.summary.deleted_promoted = deleted
+            self.summary.status = "ok"
+            self.summary.last_synced_at = now
+        except (PlexAuthError, PlexConnectionError) as err:
+            await self._fail(str(err), requests_before)
+            raise
+        except (PlexError, _IncompleteError) as err:
+            await self._fail(str(err), requests_before)
+            return self.summary
+        except BaseException as err:
+            await self._fail(f"aborted: {err.__class__.__name__}", requests_before)
+            raise
+        await self._finish(requests_before)
+        LOGGER.debug(
+            "%s: sync done: %d processed, %d changed, %d skipped, %d errors, "
+            "%d missing, %d deleted, %d requests",
+            self.label,
+            self.summary.processed,
+            self.summary.changed,
+            self.summary.skipped,
+            self.summary.errors,
+            self.summary.missing_promoted,
+            self.summary.deleted_promoted,
+            self.summary.requests,
+        )
+        self._emit("library_done")
+        return self.summary
+
+    async def _finish(self, requests_before: int) -> None:
+        self.summary.requests = self.client.requests.total() - requests_before
+        self.summary.finished_at = int(self.clock())
+        await self.catalog.call(
+            CatalogStore.finish_run,
+            self.summary.run_id,
+            self.summary.status,
+            self.summary.counts(),
+            self.summary.error,
+            self.summary.finished_at,
+        )
+
+    async def _fail(self, error: str, requests_before: int) -> None:
+        self.summary.status = "failed"
+        self.summary.error = error
+        LOGGER.warning("%s: sync failed, nothing marked missing: %s", self.label, error)
+        # Record the failure even when the task is being cancelled.
+        await asyncio.shield(self._finish(requests_before))
+        self._emit("library_done")
+
+    # --- listings ------------------------------------------------------------------------
+
+    async def _apply(self, page: Page) -> _PageResult:
+        result = await self.catalog.call(_apply_page, self.ctx, page.items, page.problems)
+        summary = self.summary
+        summary.processed += result.processed
+        summary.changed += result.changed
+        summary.skipped += result.skipped
+        summary.errors += result.errors
+        summary.returned += result.returned
+        summary.watch_updated += result.watch_updated
+        self.seen.update(result.seen)
+        for problem in result.problems:
+            self._log_problem(problem)
+        if result.unidentified:
+            self.incomplete.append(
+                f"{result.unidentified} entries without ratingKey: the listing is not complete"
+            )
+        self._emit("page_progress")
+        return result
+
+    def _log_problem(self, problem: str) -> None:
+        self.logged_problems += 1
+        if self.logged_problems <= _WARN_LIMIT:
+            LOGGER.warning("%s: bad item %s", self.label, problem)
+            if self.logged_problems == _WARN_LIMIT:
+                LOGGER.warning("%s: further bad items are logged at debug level", self.label)
+        else:
+            LOGGER.debug("%s: bad item %s", self.label, problem)
+
+    async def _consume(self, listing: Listing, *, top_level: bool) -> list[_PageResult]:
+        """Apply every page of a listing, then check the listing really was complete."""
+        results: list[_PageResult] = []
+        keys: set[str] = set()
+        async for page in listing:
+            if top_level and self.summary.total is None:
+                self.summary.total = page.total_size
+            result = await self._apply(page)
+            keys.update(result.seen)
+            results.append(result)
+        stats = listing.stats
+        if not stats.complete:
+            self.incomplete.append("listing ended early")
+        elif stats.last_total is not None and len(keys) < stats.last_total:
+            self.incomplete.append(
+                f"listing returned {len(keys)} distinct items of {stats.last_total} "
+                "(the library changed while it was listed)"
+            )
+        return results
+
+    async def _sync_movies(self) -> None:
+        listing = self.client.section_items(self.section.key, PlexType.MOVIE)
+        await self._consume(listing, top_level=True)
+
+    async def _sync_shows(self) -> None:
+        listing = self.client.section_items(self.section.key, PlexType.SHOW)
+        results = await self._consume(listing, top_level=True)
+        expand: dict[str, tuple[int, int]] = {}
+        seasons = episodes = 0
+        for result in results:
+            expand.update(result.expand)
+            seasons += result.show_counts[0]
+            episodes += result.show_counts[1]
+        if not expand:
+            return
+        page = self.client.page_size
+        per_show = sum(
+            math.ceil(max(child, 1) / page) + math.ceil(max(leaf, 1) / page)
+            for child, leaf in expand.values()
+        )
+        section_wide = math.ceil(max(seasons, 1) / page) + math.ceil(max(episodes, 1) / page)
+        self.summary.expanded_shows = len(expand)
+        if self.summary.total is not None:
+            self.summary.total += sum(child + leaf for child, leaf in expand.values())
+        if section_wide < per_show:
+            self.summary.strategy = "section"
+            listed = {key for result in results for key in result.seen}
+            await self._expand_section(list(expand), listed)
+        else:
+            self.summary.strategy = "per_show"
+            await self._expand_shows(list(expand))
+
+    async def _expand_section(self, show_keys: list[str], listed: set[str]) -> None:
+        """List every season and episode of the section (cold and deep runs)."""
+        before = len(self.incomplete)
+        for plex_type in (PlexType.SEASON, PlexType.EPISODE):
+            await self._consume(
+                self.client.section_items(self.section.key, plex_type), top_level=False
+            )
+        if len(self.incomplete) > before:
+            return
+        # Every show's children were listed: all listed shows count as expanded.
+        self.expanded.update(listed)
+        await self.catalog.call(_mark_hydrated, self.server.server_id, show_keys)
+
+    async def _expand_shows(self, show_keys: list[str]) -> None:
+        """Expand a few shows, each with its season and episode listings."""
+        semaphore = asyncio.Semaphore(self.expand_concurrency)
+
+        async def fetch(show_key: str) -> tuple[str, list[Page] | PlexError]:
+            async with semaphore:
+                try:
+                    pages = [page async for page in self.client.children(show_key)]
+                    leaves = self.client.all_leaves(show_key)
+                    pages.extend([page async for page in leaves])
+                except (PlexAuthError, PlexConnectionError):
+                    raise
+                except PlexError as err:
+                    return show_key, err
+                if not leaves.stats.complete:
+                    return show_key, PlexError("episode listing ended early", server=self.label)
+                return show_key, pages
+
+        tasks = [asyncio.ensure_future(fetch(key)) for key in show_keys]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                show_key, outcome = await next_done
+                if isinstance(outcome, PlexError):
+                    self._expansion_failed(show_key, outcome)
+                    await self.catalog.call(
+                        _record_errors,
+                        self.server.server_id,
+                        [(show_key, f"expansion failed: {outcome.detail}")],
+                        self.ctx.now,
+                    )
+                    continue
+                for page in outcome:
+                    await self._apply(page)
+                self.expanded.add(show_key)
+                await self.catalog.call(_mark_hydrated, self.server.server_id, [show_key])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _expansion_failed(self, show_key: str, error: PlexError) -> None:
+        self.summary.errors += 1
+        self.incomplete.append(f"show {show_key} could not be expanded: {error.detail}")
+        LOGGER.warning("%s: show %s could not be expanded: %s", self.label, show_key, error)

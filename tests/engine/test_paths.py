@@ -1,0 +1,360 @@
+"""Tests for the Plex-to-local path mapping."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from custom_components.retrovue.engine.paths import (
+    InvalidPathMapping,
+    PathMapper,
+    PathMapping,
+    resolve_local_path,
+    validate_mapping,
+)
+
+
+def _mapper(*pairs: tuple[str, str]) -> PathMapper:
+    return PathMapper(PathMapping(plex, local) for plex, local in pairs)
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/media/tv", "/mnt/tv"),
+        ("/media/tv/", "/mnt/tv"),
+        ("/media/tv/x.mkv", "/mnt/tv/x.mkv"),
+        ("/media/tv/Show/Season 01/e01.mkv", "/mnt/tv/Show/Season 01/e01.mkv"),
+        ("/media/tv2/x.mkv", None),
+        ("/media/tvx", None),
+        ("/media", None),
+        ("/other/tv/x.mkv", None),
+        ("media/tv/x.mkv", None),
+        ("", None),
+    ],
+)
+def test_separator_aware_matching(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("/media/tv", "/mnt/tv")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize("plex_prefix", ["/media/tv", "/media/tv/", "/media/tv//", " /media/tv/ "])
+def test_trailing_separator_is_ignored(plex_prefix: str) -> None:
+    mapper = _mapper((plex_prefix, "/mnt/tv/"))
+    assert mapper.mappings == (PathMapping("/media/tv", "/mnt/tv"),)
+    assert mapper.resolve("/media/tv/x.mkv") == "/mnt/tv/x.mkv"
+    assert mapper.resolve("/media/tv2/x.mkv") is None
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/media/tv/kids/a.mkv", "/kids/a.mkv"),
+        ("/media/tv/kids", "/kids"),
+        ("/media/tv/kidsx/a.mkv", "/tv/kidsx/a.mkv"),
+        ("/media/tv/a.mkv", "/tv/a.mkv"),
+        ("/media/movies/m.mkv", "/all/media/movies/m.mkv"),
+        ("/x", "/all/x"),
+        ("/", "/all"),
+    ],
+)
+def test_longest_prefix_wins(plex_path: str, expected: str) -> None:
+    mapper = _mapper(("/", "/all"), ("/media/tv", "/tv"), ("/media/tv/kids", "/kids"))
+    assert mapper.resolve(plex_path) == expected
+
+
+def test_mappings_sorted_longest_first() -> None:
+    mapper = _mapper(("/", "/all"), ("/media/tv", "/tv"), ("/media/tv/kids", "/kids"))
+    assert [mapping.plex_prefix for mapping in mapper.mappings] == [
+        "/media/tv/kids",
+        "/media/tv",
+        "/",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/data/x.mkv", "/mnt/data/x.mkv"),
+        ("/", "/mnt"),
+        ("relative/x.mkv", None),
+        ("D:\\x.mkv", None),
+    ],
+)
+def test_root_prefix_matches_every_absolute_path(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("/", "/mnt")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/data/tv/x.mkv", "/tv/x.mkv"),
+        ("/Data/TV/x.mkv", None),
+        ("/data/TV/x.mkv", None),
+    ],
+)
+def test_posix_plex_prefix_is_case_sensitive(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("/data/tv", "/tv")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("D:\\Media\\TV\\Show\\e01.mkv", "/mnt/tv/Show/e01.mkv"),
+        ("d:\\media\\tv\\Show\\e01.mkv", "/mnt/tv/Show/e01.mkv"),
+        ("D:/Media/TV/Show/e01.mkv", "/mnt/tv/Show/e01.mkv"),
+        ("D:\\Media/TV\\Show/e01.mkv", "/mnt/tv/Show/e01.mkv"),
+        ("D:\\MEDIA\\tv", "/mnt/tv"),
+        ("D:\\Media\\TV2\\e01.mkv", None),
+        ("E:\\Media\\TV\\e01.mkv", None),
+        ("/Media/TV/e01.mkv", None),
+        ("D:Media\\TV\\e01.mkv", None),
+    ],
+)
+def test_windows_plex_prefix(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("D:\\Media\\TV", "/mnt/tv")).resolve(plex_path) == expected
+
+
+def test_windows_plex_remainder_keeps_its_case() -> None:
+    mapper = _mapper(("d:/media/tv", "/mnt/tv"))
+    assert mapper.resolve("D:\\MEDIA\\TV\\The Show\\S01E01.MKV") == "/mnt/tv/The Show/S01E01.MKV"
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("\\\\nas\\share\\tv\\x.mkv", "/mnt/tv/x.mkv"),
+        ("\\\\NAS\\Share\\TV\\x.mkv", "/mnt/tv/x.mkv"),
+        ("//nas/share/tv/x.mkv", "/mnt/tv/x.mkv"),
+        ("\\\\nas\\share\\tv", "/mnt/tv"),
+        ("\\\\nas\\share\\tv2\\x.mkv", None),
+        ("\\\\other\\share\\tv\\x.mkv", None),
+        ("\\nas\\share\\tv\\x.mkv", None),
+    ],
+)
+def test_unc_plex_prefix(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("\\\\nas\\share\\tv", "/mnt/tv")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("local_prefix", "expected"),
+    [
+        ("/mnt/movies", "/mnt/movies/Film (1999)/film.mkv"),
+        ("D:\\Media\\Movies", "D:\\Media\\Movies\\Film (1999)\\film.mkv"),
+        ("D:/Media/Movies/", "D:\\Media\\Movies\\Film (1999)\\film.mkv"),
+        ("C:\\", "C:\\Film (1999)\\film.mkv"),
+        ("\\\\server\\share\\tv", "\\\\server\\share\\tv\\Film (1999)\\film.mkv"),
+        ("\\\\server\\share\\", "\\\\server\\share\\Film (1999)\\film.mkv"),
+        ("/", "/Film (1999)/film.mkv"),
+    ],
+)
+def test_local_prefix_styles(local_prefix: str, expected: str) -> None:
+    mapper = _mapper(("/data/movies", local_prefix))
+    assert mapper.resolve("/data/movies/Film (1999)/film.mkv") == expected
+
+
+@pytest.mark.parametrize(
+    ("local_prefix", "expected"),
+    [
+        ("D:\\Movies", "D:\\Movies"),
+        ("C:\\", "C:\\"),
+        ("/", "/"),
+        ("\\\\server\\share", "\\\\server\\share"),
+    ],
+)
+def test_exact_prefix_resolves_to_local_prefix(local_prefix: str, expected: str) -> None:
+    assert _mapper(("/data/movies", local_prefix)).resolve("/data/movies/") == expected
+
+
+def test_windows_plex_to_windows_local() -> None:
+    mapper = _mapper(("D:\\Media", "\\\\nas\\media"))
+    assert mapper.resolve("d:/media/TV/x.mkv") == "\\\\nas\\media\\TV\\x.mkv"
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/media/tv/../../etc/passwd", None),
+        ("/media/tv/..", None),
+        ("/media/tv/../tv2/x.mkv", None),
+        ("/media/tv/a/../../x.mkv", None),
+        ("/media/tv/a/../b.mkv", "/mnt/tv/b.mkv"),
+        ("/media/tv/a/b/../../c.mkv", "/mnt/tv/c.mkv"),
+        ("/media/tv/./a/./b.mkv", "/mnt/tv/a/b.mkv"),
+        ("/media/tv//a///b.mkv", "/mnt/tv/a/b.mkv"),
+        ("/media//tv/a.mkv", "/mnt/tv/a.mkv"),
+        ("/media/tv/a/..", "/mnt/tv"),
+        ("/media/tv/x\x00.mkv", None),
+    ],
+)
+def test_parent_components_never_escape(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("/media/tv", "/mnt/tv")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("D:\\TV\\..\\..\\Windows\\x", None),
+        ("D:\\TV/../secret", None),
+        ("D:\\TV\\a\\..\\b.mkv", "/mnt/tv/b.mkv"),
+    ],
+)
+def test_parent_components_with_windows_plex(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("D:\\TV", "/mnt/tv")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("/media/tv/a\\..\\..\\x.mkv", None),
+        ("/media/tv/...", None),
+        ("/media/tv/.. /x.mkv", None),
+        ("/media/tv/a\\b.mkv", "D:\\TV\\a\\b.mkv"),
+        ("/media/tv/a.b.mkv", "D:\\TV\\a.b.mkv"),
+    ],
+)
+def test_windows_local_cannot_be_escaped_through_posix_names(
+    plex_path: str, expected: str | None
+) -> None:
+    assert _mapper(("/media/tv", "D:\\TV")).resolve(plex_path) == expected
+
+
+def test_posix_local_keeps_backslashes_literal() -> None:
+    mapper = _mapper(("/media/tv", "/mnt/tv"))
+    assert mapper.resolve("/media/tv/a\\..\\..\\x.mkv") == "/mnt/tv/a\\..\\..\\x.mkv"
+
+
+def test_escape_refusal_does_not_fall_back_to_shorter_prefix() -> None:
+    mapper = _mapper(("/", "/all"), ("/media/tv", "/tv"))
+    assert mapper.resolve("/media/tv/../../etc/passwd") is None
+
+
+def test_mixed_styles_in_one_mapper() -> None:
+    mapper = _mapper(
+        ("/data/tv", "/mnt/tv"),
+        ("D:\\Movies", "/mnt/movies"),
+        ("\\\\nas\\music", "/mnt/music"),
+    )
+    assert mapper.resolve("/data/tv/a.mkv") == "/mnt/tv/a.mkv"
+    assert mapper.resolve("D:\\Movies\\b.mkv") == "/mnt/movies/b.mkv"
+    assert mapper.resolve("\\\\nas\\music\\c.flac") == "/mnt/music/c.flac"
+    assert mapper.resolve("E:\\Movies\\b.mkv") is None
+
+
+def test_empty_mapper_resolves_nothing() -> None:
+    assert PathMapper([]).resolve("/media/tv/x.mkv") is None
+    assert PathMapper([]).mappings == ()
+
+
+@pytest.mark.parametrize(
+    ("plex_prefix", "local_prefix", "expected"),
+    [
+        ("/media/tv", "/mnt/tv", PathMapping("/media/tv", "/mnt/tv")),
+        ("  /media/tv/  ", "\t/mnt/tv/\n", PathMapping("/media/tv", "/mnt/tv")),
+        ("/media//./tv", "/mnt/tv", PathMapping("/media/tv", "/mnt/tv")),
+        ("/", "/", PathMapping("/", "/")),
+        ("//", "/mnt", PathMapping("/", "/mnt")),
+        ("D:/Media/TV/", "C:\\", PathMapping("D:\\Media\\TV", "C:\\")),
+        ("C:/", "/mnt", PathMapping("C:\\", "/mnt")),
+        (
+            "\\\\nas\\share\\",
+            "//nas/share/tv",
+            PathMapping("\\\\nas\\share", "/nas/share/tv"),
+        ),
+        ("\\/nas/share/tv", "/mnt", PathMapping("\\\\nas\\share\\tv", "/mnt")),
+    ],
+)
+def test_validate_mapping_normalizes(
+    plex_prefix: str, local_prefix: str, expected: PathMapping
+) -> None:
+    assert validate_mapping(plex_prefix, local_prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_prefix", "local_prefix", "message"),
+    [
+        ("", "/mnt", "The Plex prefix must not be empty"),
+        ("   ", "/mnt", "The Plex prefix must not be empty"),
+        ("/media", "", "The local prefix must not be empty"),
+        ("media/tv", "/mnt", "The Plex prefix 'media/tv' must be an absolute path"),
+        ("/media", "mnt", "The local prefix 'mnt' must be an absolute path"),
+        ("C:", "/mnt", "The Plex prefix 'C:' must be an absolute path"),
+        ("C:Media", "/mnt", "The Plex prefix 'C:Media' must be an absolute path"),
+        ("~/media", "/mnt", "must be an absolute path"),
+        ("/media/../etc", "/mnt", "The Plex prefix '/media/../etc' must not contain '..'"),
+        ("/media", "D:\\x\\..", "The local prefix 'D:\\\\x\\\\..' must not contain '..'"),
+        ("/media\x00", "/mnt", "The Plex prefix '/media\\x00' must not contain NUL characters"),
+        ("/media", "/mnt\x00/x", "The local prefix '/mnt\\x00/x' must not contain NUL"),
+        ("\\\\nas", "/mnt", "The Plex prefix '\\\\\\\\nas' must name a server and a share"),
+        (
+            "/media",
+            "\\\\nas\\",
+            "The local prefix '\\\\\\\\nas\\\\' must name a server and a share",
+        ),
+    ],
+)
+def test_validate_mapping_errors(plex_prefix: str, local_prefix: str, message: str) -> None:
+    with pytest.raises(InvalidPathMapping) as err:
+        validate_mapping(plex_prefix, local_prefix)
+    assert message in str(err.value)
+
+
+def test_invalid_path_mapping_is_value_error() -> None:
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        validate_mapping("relative", "/mnt")
+
+
+def test_mapper_validates_mappings() -> None:
+    with pytest.raises(InvalidPathMapping, match="The local prefix 'relative'"):
+        PathMapper([PathMapping("/media", "relative")])
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("/media/tv", "/media/tv/"),
+        ("/media/tv", " /media//tv "),
+        ("D:\\Media", "d:/media/"),
+        ("\\\\NAS\\Share", "\\\\nas\\share\\"),
+    ],
+)
+def test_duplicate_plex_prefixes_are_rejected(first: str, second: str) -> None:
+    with pytest.raises(InvalidPathMapping, match="is mapped more than once"):
+        _mapper((first, "/a"), (second, "/b"))
+
+
+def test_posix_prefixes_differing_in_case_are_distinct() -> None:
+    mapper = _mapper(("/Media", "/upper"), ("/media", "/lower"))
+    assert mapper.resolve("/Media/x") == "/upper/x"
+    assert mapper.resolve("/media/x") == "/lower/x"
+
+
+def test_mapper_accepts_a_generator_once() -> None:
+    mapper = PathMapper(validate_mapping(p, loc) for p, loc in [("/a", "/x"), ("/b", "/y")])
+    assert mapper.resolve("/b/c") == "/y/c"
+    assert len(mapper.mappings) == 2
+
+
+def test_resolve_local_path_convenience() -> None:
+    mappings = [PathMapping("/media/tv", "/mnt/tv"), PathMapping("/media", "/mnt/all")]
+    assert resolve_local_path(mappings, "/media/tv/x.mkv") == "/mnt/tv/x.mkv"
+    assert resolve_local_path(mappings, "/media/y.mkv") == "/mnt/all/y.mkv"
+    assert resolve_local_path(mappings, "/srv/y.mkv") is None
+    assert resolve_local_path([], "/srv/y.mkv") is None
+
+
+def test_resolving_many_paths_is_fast() -> None:
+    mapper = _mapper(
+        ("/data/tv", "/mnt/tv"),
+        ("/data/movies", "/mnt/movies"),
+        ("D:\\Media", "/mnt/windows"),
+        ("/", "/mnt/root"),
+    )
+    paths = [f"/data/tv/Show {n % 50}/Season 01/Episode {n}.mkv" for n in range(100_000)]
+    start = time.perf_counter()
+    resolved = [mapper.resolve(path) for path in paths]
+    elapsed = time.perf_counter() - start
+    assert resolved[7] == "/mnt/tv/Show 7/Season 01/Episode 7.mkv"
+    assert all(path is not None for path in resolved)
+    # Generous bound: a regression to per-call validation or regex compilation would blow it.
+    assert elapsed < 5.0
