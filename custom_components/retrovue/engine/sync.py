@@ -23,7 +23,7 @@ import math
 import time
 from typing import Any, Final, Literal
 
-from .paths import PathMapper
+from .paths import PathMapper, PathMapping
 from .plex.client import Listing, PlexClient
 from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
 from .plex.guids import parse_guids
@@ -34,6 +34,9 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS: Final = 30
 DEFAULT_EXPAND_CONCURRENCY: Final = 4
+# Light runs re-list seasons and episodes updated within this margin below the newest stored
+# `updatedAt`: Plex may commit an item with an older `updatedAt` after a newer one.
+UPDATED_SINCE_MARGIN: Final = 86400
 # Per library run, this many bad items are logged as warnings; the rest at debug level.
 _WARN_LIMIT: Final = 20
 
@@ -409,13 +412,26 @@ def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
         store.set_states(changes, ctx.now, ctx.run_id)
 
 
-def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> tuple[int, list[Any]]:
+@dataclass(frozen=True, slots=True)
+class _RunSetup:
+    library_id: int
+    mappings_digest: str | None
+    mappings: list[PathMapping]
+    watermark: int | None
+
+
+def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _RunSetup:
     library = next(
         (lib for lib in store.libraries(server_id) if lib.section_key == section_key), None
     )
     if library is None:
         raise KeyError(section_key)
-    return library.id, [library.mappings_digest, store.path_mappings(server_id)]
+    return _RunSetup(
+        library_id=library.id,
+        mappings_digest=library.mappings_digest,
+        mappings=store.path_mappings(server_id),
+        watermark=store.child_watermark(library.id),
+    )
 
 
 # --- the public entry points ---------------------------------------------------------------
@@ -507,6 +523,7 @@ class _LibraryRun:
         self.expanded: set[str] = set()
         self.incomplete: list[str] = []
         self.logged_problems = 0
+        self.watermark: int | None = None
         self.summary: SyncSummary
         self.ctx: _ApplyContext
 
@@ -520,10 +537,10 @@ class _LibraryRun:
 
     async def run(self) -> SyncSummary:
         now = int(self.clock())
-        library_id, (old_mappings_digest, mappings) = await self.catalog.call(
-            _load_run_setup, self.server.server_id, self.section.key
-        )
-        mapper = PathMapper(mappings)
+        setup = await self.catalog.call(_load_run_setup, self.server.server_id, self.section.key)
+        library_id = setup.library_id
+        self.watermark = setup.watermark
+        mapper = PathMapper(setup.mappings)
         mappings_digest = _digest(
             f"{mapping.plex_prefix}\x1e{mapping.local_prefix}" for mapping in mapper.mappings
         )
@@ -564,7 +581,7 @@ class _LibraryRun:
                 self.expanded,
                 self.retention_seconds,
                 mappings_digest,
-                mappings_digest != old_mappings_digest,
+                mappings_digest != setup.mappings_digest,
             )
             self.summary.missing_promoted = missing
             self.summary.deleted_promoted = deleted
@@ -678,6 +695,8 @@ class _LibraryRun:
             expand.update(result.expand)
             seasons += result.show_counts[0]
             episodes += result.show_counts[1]
+        if not self.deep and self.watermark is not None:
+            await self._recently_updated()
         if not expand:
             return
         page = self.client.page_size
@@ -696,6 +715,23 @@ class _LibraryRun:
         else:
             self.summary.strategy = "per_show"
             await self._expand_shows(list(expand))
+
+    async def _recently_updated(self) -> None:
+        """List seasons and episodes Plex updated since the catalog's newest, minus a margin.
+
+        Plex does not reliably touch a show when one of its episodes changes, so the show
+        digest alone would miss an edited episode. The watermark is Plex's own clock (the
+        newest `updatedAt` stored), so the two clocks never need to agree.
+        """
+        if self.watermark is None:
+            return
+        since = {"updatedAt>>": str(max(self.watermark - UPDATED_SINCE_MARGIN, 0))}
+        for plex_type in (PlexType.SEASON, PlexType.EPISODE):
+            listing = self.client.section_items(self.section.key, plex_type, filters=since)
+            async for page in listing:
+                await self._apply(page)
+            if not listing.stats.complete:
+                self.incomplete.append("recently-updated listing ended early")
 
     async def _expand_section(self, show_keys: list[str], listed: set[str]) -> None:
         """List every season and episode of the section (cold and deep runs)."""

@@ -231,7 +231,7 @@ class PlexClient:
             self,
             "children",
             f"/library/metadata/{quote(rating_key)}/children",
-            {"includeGuids": "1"},
+            {"includeGuids": "1", "excludeAllLeaves": "1"},
             _SHOW_CHILD_KINDS,
             page_size or self.page_size,
         )

@@ -336,10 +336,19 @@ def parse_item(
     )
 
 
+def _is_pseudo(entry: Any) -> bool:
+    """Return whether an entry is PMS's "All episodes" shortcut in a show's children."""
+    return (
+        isinstance(entry, dict)
+        and not entry.get("ratingKey")
+        and str(entry.get("key", "")).endswith("/allLeaves")
+    )
+
+
 def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) -> Page:
     """Return the items of a listing or detail container as a page."""
     section_key = _str(container.get("librarySectionID"))[0]
-    entries = container_entries(container)
+    entries = [entry for entry in container_entries(container) if not _is_pseudo(entry)]
     items: list[PlexItem] = []
     problems: list[ItemProblem] = []
     for entry in entries:

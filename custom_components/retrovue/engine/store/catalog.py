@@ -570,6 +570,15 @@ class CatalogStore:
             ),
         )
 
+    def child_watermark(self, library_id: int) -> int | None:
+        """Return the newest Plex `updatedAt` among a library's seasons and episodes."""
+        row = self.conn.execute(
+            "SELECT MAX(updated_at_plex) FROM items WHERE library_id = ? "
+            "AND kind IN ('season', 'episode')",
+            (library_id,),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
     # --- reads -------------------------------------------------------------------------------
 
     def state_counts(self, library_id: int) -> dict[str, int]:

@@ -1,0 +1,432 @@
+"""Sync acceptance tests through the emulator over HTTP, in JSON and XML modes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from custom_components.retrovue.engine.plex import PlexAuthError, PlexClient
+from custom_components.retrovue.engine.store import Catalog
+from custom_components.retrovue.engine.sync import SyncProgress, prepare_server, sync_library
+from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
+
+from .conftest import TOKEN
+from .helpers import (
+    expected_guids,
+    expected_items,
+    expected_parts,
+    rows,
+    states,
+    stored_items,
+    sync_all,
+)
+
+DAY = 86400
+
+
+class Clock:
+    """A controllable wall clock for retention tests."""
+
+    def __init__(self, now: float = 1_800_000_000) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _episode_of(server: EmuServer, show_rk: int) -> int:
+    show = server.item(show_rk)
+    season = server.item(next(rk for rk in show.children if server.item(rk).children))
+    return season.children[0]
+
+
+def _shows(server: EmuServer) -> list[int]:
+    return [item.rating_key for item in server.items.values() if item.type == "show"]
+
+
+async def test_cold_sync_stores_exactly_the_library(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    server, summaries = await sync_all(client, catalog)
+    mid = emu_server.machine_identifier
+
+    assert [s.status for s in summaries] == ["ok", "ok"]
+    assert await stored_items(catalog, mid) == expected_items(emu_server)
+    parts = await rows(
+        catalog,
+        "SELECT i.rating_key, p.part_id, p.plex_path, p.size FROM parts p "
+        "JOIN items i ON i.id = p.item_id",
+    )
+    assert {(str(a), str(b), str(c), int(d)) for a, b, c, d in parts} == expected_parts(emu_server)
+    guids = await rows(
+        catalog, "SELECT i.rating_key, g.uri FROM guids g JOIN items i ON i.id = g.item_id"
+    )
+    assert {(str(a), str(b)) for a, b in guids} == expected_guids(emu_server)
+    # Timestamps are Plex's epoch ints.
+    updated = await rows(catalog, "SELECT rating_key, updated_at_plex FROM items")
+    assert {str(k): v for k, v in updated} == {
+        str(item.rating_key): item.updated_at for item in emu_server.items.values()
+    }
+    # A cold run lists seasons and episodes section-wide: no per-show or per-item requests.
+    assert client.requests["children"] == 0
+    assert client.requests["all_leaves"] == 0
+    assert client.requests["metadata"] == 0
+    runs = await rows(catalog, "SELECT status, processed, changed FROM sync_runs")
+    assert [r[0] for r in runs] == ["ok", "ok"]
+    assert sum(r[2] for r in runs) == len(emu_server.items)
+
+
+async def test_resync_without_changes_rewrites_nothing(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    before = await rows(catalog, "SELECT * FROM items ORDER BY id")
+    parts_before = await rows(catalog, "SELECT * FROM parts ORDER BY id")
+    emulator.counters.clear()
+
+    _, summaries = await sync_all(client, catalog)
+
+    assert [s.status for s in summaries] == ["ok", "ok"]
+    assert sum(s.changed for s in summaries) == 0
+    assert await rows(catalog, "SELECT * FROM items ORDER BY id") == before
+    assert await rows(catalog, "SELECT * FROM parts ORDER BY id") == parts_before
+    run_ids = [s.run_id for s in summaries]
+    written = await rows(
+        catalog, "SELECT COUNT(*) FROM items WHERE changed_run_id IN (?, ?)", *run_ids
+    )
+    assert written == [(0,)]
+    # Only listing requests: nothing per show or per item.
+    assert set(emulator.counters) <= {"root", "sections", "section_all"}
+
+
+async def test_changed_episode_is_found_without_expanding_other_shows(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    show_rk = _shows(emu_server)[1]
+    episode_rk = _episode_of(emu_server, show_rk)
+    changed = emu_server.change_item(episode_rk, title="A New Title — ünïcode")
+    emulator.counters.clear()
+
+    _, summaries = await sync_all(client, catalog)
+
+    shows = summaries[1]
+    assert shows.status == "ok"
+    assert shows.changed == 1
+    found = await rows(
+        catalog,
+        "SELECT title, updated_at_plex, changed_run_id FROM items WHERE rating_key = ?",
+        str(episode_rk),
+    )
+    assert found == [("A New Title — ünïcode", changed.updated_at, shows.run_id)]
+    others = await rows(
+        catalog, "SELECT COUNT(*) FROM items WHERE changed_run_id = ?", shows.run_id
+    )
+    assert others == [(1,)]
+    assert emulator.counters["children"] == 0
+    assert emulator.counters["all_leaves"] == 0
+
+
+async def test_added_episodes_expand_only_their_show(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    show_rk = _shows(emu_server)[2]
+    added = emu_server.add_episodes(show_rk, 2)
+    emulator.counters.clear()
+
+    _, summaries = await sync_all(client, catalog)
+
+    assert summaries[1].status == "ok"
+    assert summaries[1].expanded_shows == 1
+    assert summaries[1].strategy == "per_show"
+    # One children page and ceil(episodes / page size) allLeaves pages, for this show only.
+    leaves = emu_server.leaf_count(emu_server.item(show_rk))
+    assert emulator.counters["children"] == 1
+    assert emulator.counters["all_leaves"] == -(-leaves // client.page_size)
+    expanded = {
+        r.path.split("/")[3]
+        for r in emulator.requests
+        if r.endpoint in ("children", "all_leaves", "metadata")
+    }
+    assert expanded == {str(show_rk)}
+    assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)
+    assert {str(e.rating_key) for e in added} <= set(
+        await states(catalog, emu_server.machine_identifier)
+    )
+
+
+async def test_replaced_episode_file_needs_a_deep_sync(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    episode_rk = _episode_of(emu_server, _shows(emu_server)[0])
+    movie_rk = next(i.rating_key for i in emu_server.items.values() if i.type == "movie")
+    new_episode_part = emu_server.replace_file(episode_rk)
+    new_movie_part = emu_server.replace_file(movie_rk)
+    query = (
+        "SELECT p.part_id, p.plex_path FROM parts p JOIN items i ON i.id = p.item_id "
+        "WHERE i.rating_key = ? AND p.media_index = 0 AND p.part_index = 0"
+    )
+
+    _, light = await sync_all(client, catalog)
+    # Movie listings carry parts: a light run sees the movie's new file.
+    assert await rows(catalog, query, str(movie_rk)) == [
+        (str(new_movie_part.id), new_movie_part.file)
+    ]
+    # The documented light-pass limit: nothing in the show listing changed.
+    assert await rows(catalog, query, str(episode_rk)) != [
+        (str(new_episode_part.id), new_episode_part.file)
+    ]
+
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert deep[1].status == "ok"
+    assert await rows(catalog, query, str(episode_rk)) == [
+        (str(new_episode_part.id), new_episode_part.file)
+    ]
+    # A deep run rewrites only what changed.
+    assert deep[1].changed == 1
+    assert deep[0].changed == 0
+
+
+async def test_missing_then_deleted_then_back(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    clock = Clock()
+    await sync_all(client, catalog, clock=clock)
+    mid = emu_server.machine_identifier
+    movie = next(i for i in emu_server.items.values() if i.type == "movie")
+    show_rk = _shows(emu_server)[3]
+    show_items = {str(show_rk)} | {
+        str(i.rating_key)
+        for i in emu_server.items.values()
+        if emu_server.show_of(i) is not None and emu_server.show_of(i).rating_key == show_rk  # type: ignore[union-attr]
+    }
+    emu_server.remove_item(movie.rating_key)
+    emu_server.remove_item(show_rk)
+
+    clock.now += 60
+    _, summaries = await sync_all(client, catalog, clock=clock)
+    found = await states(catalog, mid)
+    assert found[str(movie.rating_key)] == "MISSING"
+    assert {found[key] for key in show_items} == {"MISSING"}
+    assert summaries[0].missing_promoted == 1
+    assert summaries[1].missing_promoted == len(show_items)
+    present = {k for k, v in found.items() if v != "MISSING"}
+    assert present == {str(i.rating_key) for i in emu_server.items.values()}
+
+    clock.now += 31 * DAY
+    _, summaries = await sync_all(client, catalog, clock=clock, retention_days=30)
+    found = await states(catalog, mid)
+    assert found[str(movie.rating_key)] == "DELETED"
+    assert summaries[0].deleted_promoted == 1
+
+    # The movie comes back with the same ratingKey (e.g. a drive was remounted).
+    emu_server.items[movie.rating_key] = movie
+    emu_server.sections[movie.section_key].roots[movie.rating_key] = None
+    emu_server.invalidate()
+    clock.now += 60
+    _, summaries = await sync_all(client, catalog, clock=clock)
+    assert (await states(catalog, mid))[str(movie.rating_key)] == "ACTIVE"
+    assert summaries[0].returned == 1
+    back = await rows(
+        catalog,
+        "SELECT missing_since, deleted_at FROM items WHERE rating_key = ?",
+        str(movie.rating_key),
+    )
+    assert back == [(None, None)]
+
+
+FAILING_FAULTS = [
+    pytest.param(Fault(FaultKind.STATUS_500, endpoint="section_all", times=None), id="500"),
+    pytest.param(
+        Fault(FaultKind.STATUS_429, endpoint="section_all", times=None, retry_after=0), id="429"
+    ),
+    pytest.param(Fault(FaultKind.RESET, endpoint="section_all", times=None), id="reset"),
+    pytest.param(Fault(FaultKind.TRUNCATED, endpoint="section_all", times=None), id="truncated"),
+    pytest.param(Fault(FaultKind.MALFORMED, endpoint="section_all", times=None), id="malformed"),
+    pytest.param(Fault(FaultKind.HTML_200, endpoint="section_all", times=None), id="html"),
+    pytest.param(
+        Fault(FaultKind.BAD_ITEM, endpoint="section_all", times=None, variant="missing_rating_key"),
+        id="no-rating-key",
+    ),
+    # The second page fails: a partial listing must not mark the rest missing.
+    pytest.param(
+        Fault(FaultKind.STATUS_500, endpoint="section_all", after=1, times=None),
+        id="500-second-page",
+    ),
+]
+
+
+@pytest.mark.parametrize("fault", FAILING_FAULTS)
+async def test_listing_fault_marks_nothing_missing(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog, fault: Fault
+) -> None:
+    await sync_all(client, catalog)
+    mid = emu_server.machine_identifier
+    removed = next(i.rating_key for i in emu_server.items.values() if i.type == "movie")
+    emu_server.remove_item(removed)
+    emu_server.faults.add(fault)
+
+    server = await prepare_server(client, catalog)
+    summary = await sync_library(client, catalog, server, server.sections[0].key)
+
+    assert summary.status == "failed"
+    assert summary.error
+    assert "MISSING" not in set((await states(catalog, mid)).values())
+    runs = await rows(catalog, "SELECT status FROM sync_runs WHERE id = ?", summary.run_id)
+    assert runs == [("failed",)]
+
+    emu_server.faults.clear()
+    summary = await sync_library(client, catalog, server, server.sections[0].key)
+    assert summary.status == "ok"
+    assert (await states(catalog, mid))[str(removed)] == "MISSING"
+    assert summary.missing_promoted == 1
+
+
+async def test_timeout_fails_the_run(
+    emu_server: EmuServer, emulator: PlexEmulator, session: aiohttp.ClientSession, catalog: Catalog
+) -> None:
+    client = PlexClient(
+        session, emulator.url, TOKEN, page_size=5, retries=1, backoff=0, timeout=0.3
+    )
+    await sync_all(client, catalog)
+    emu_server.remove_item(
+        next(i.rating_key for i in emu_server.items.values() if i.type == "movie")
+    )
+    emu_server.faults.add(Fault(FaultKind.SLOW, endpoint="section_all", times=None, delay=2))
+    server = await prepare_server(client, catalog)
+
+    with pytest.raises(Exception) as caught:
+        await sync_library(client, catalog, server, server.sections[0].key)
+
+    assert "no answer in time" in str(caught.value)
+    assert "MISSING" not in set((await states(catalog, emu_server.machine_identifier)).values())
+    runs = await rows(catalog, "SELECT status FROM sync_runs ORDER BY id DESC LIMIT 1")
+    assert runs == [("failed",)]
+    emu_server.faults.clear()
+
+
+async def test_auth_failure_raises_and_records_the_run(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    server = await prepare_server(client, catalog)
+    emu_server.faults.add(Fault(FaultKind.STATUS_401, endpoint="section_all", times=None))
+
+    with pytest.raises(PlexAuthError):
+        await sync_library(client, catalog, server, server.sections[0].key)
+
+    assert await rows(catalog, "SELECT status FROM sync_runs") == [("failed",)]
+
+
+QUIRKS = [
+    pytest.param(Fault(FaultKind.IGNORE_PAGING, times=None), id="ignore-paging"),
+    pytest.param(Fault(FaultKind.CAP_SIZE, times=None, cap=2), id="cap-size"),
+    pytest.param(Fault(FaultKind.OMIT_TOTAL_SIZE, times=None), id="no-total-size"),
+    pytest.param(Fault(FaultKind.XML_INSTEAD_OF_JSON, times=None), id="xml-for-json"),
+    pytest.param(Fault(FaultKind.STATUS_500, endpoint="section_all", times=2), id="500-twice"),
+]
+
+
+@pytest.mark.parametrize("fault", QUIRKS)
+async def test_server_quirks_still_give_a_complete_catalog(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog, fault: Fault
+) -> None:
+    emu_server.faults.add(fault)
+    _, summaries = await sync_all(client, catalog)
+    assert [s.status for s in summaries] == ["ok", "ok"]
+    assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)
+
+
+async def test_bad_item_is_recorded_and_the_run_goes_on(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sync_all(client, catalog)
+    emu_server.faults.add(
+        Fault(FaultKind.BAD_ITEM, endpoint="section_all", times=1, variant="bad_added_at")
+    )
+    server = await prepare_server(client, catalog)
+    summary = await sync_library(client, catalog, server, server.sections[0].key)
+
+    assert summary.status == "ok"
+    assert summary.errors == 1
+    flagged = await rows(
+        catalog, "SELECT rating_key, error_count, last_error FROM items WHERE error_count > 0"
+    )
+    assert len(flagged) == 1
+    assert "not a number" in flagged[0][2]
+    assert f"ratingKey {flagged[0][0]}" in caplog.text
+    assert server.name in caplog.text
+
+
+async def test_two_servers_with_overlapping_rating_keys(
+    session: aiohttp.ClientSession, catalog: Catalog
+) -> None:
+    first = generate_server(seed=1, movies=8, shows=2, token=TOKEN)
+    second = generate_server(seed=2, movies=8, shows=2, token=TOKEN)
+    assert set(first.items) & set(second.items), "the test needs overlapping ratingKeys"
+    async with PlexEmulator(first) as emu_a, PlexEmulator(second) as emu_b:
+        client_a = PlexClient(session, emu_a.url, TOKEN, page_size=4, backoff=0)
+        client_b = PlexClient(session, emu_b.url, TOKEN, page_size=4, backoff=0)
+        await sync_all(client_a, catalog)
+        await sync_all(client_b, catalog)
+        b_before = await rows(
+            catalog,
+            "SELECT * FROM catalog_items WHERE machine_identifier = ? ORDER BY id",
+            second.machine_identifier,
+        )
+        removed = next(i.rating_key for i in first.items.values() if i.type == "movie")
+        first.remove_item(removed)
+        first.change_item(
+            next(i.rating_key for i in first.items.values() if i.type == "movie"), title="Changed"
+        )
+
+        await sync_all(client_a, catalog)
+
+        assert (await states(catalog, first.machine_identifier))[str(removed)] == "MISSING"
+        assert (await states(catalog, second.machine_identifier))[str(removed)] == "ACTIVE"
+        b_after = await rows(
+            catalog,
+            "SELECT * FROM catalog_items WHERE machine_identifier = ? ORDER BY id",
+            second.machine_identifier,
+        )
+        assert b_after == b_before
+        assert await stored_items(catalog, first.machine_identifier) == expected_items(first)
+
+
+async def test_progress_reports_after_each_page(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    events: list[SyncProgress] = []
+    server = await prepare_server(client, catalog)
+    summary = await sync_library(
+        client, catalog, server, server.sections[0].key, progress=events.append
+    )
+
+    names = [event.event for event in events]
+    assert names[0] == "library_start"
+    assert names[-1] == "library_done"
+    pages = [e for e in events if e.event == "page_progress"]
+    movies = sum(1 for i in emu_server.items.values() if i.type == "movie")
+    assert len(pages) == -(-movies // client.page_size)
+    assert events[-1].summary.processed == movies == summary.processed
+    assert summary.total == movies
+
+
+async def test_catalog_survives_reopen(
+    emu_server: EmuServer, client: PlexClient, tmp_path: Path
+) -> None:
+    catalog = await Catalog.open(tmp_path / "again.db")
+    try:
+        await sync_all(client, catalog)
+    finally:
+        await catalog.close()
+    catalog = await Catalog.open(tmp_path / "again.db")
+    try:
+        assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(
+            emu_server
+        )
+    finally:
+        await catalog.close()
