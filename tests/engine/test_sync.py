@@ -242,7 +242,7 @@ async def test_missing_then_deleted_then_back(
 FAILING_FAULTS = [
     pytest.param(Fault(FaultKind.STATUS_500, endpoint="section_all", times=None), id="500"),
     pytest.param(
-        Fault(FaultKind.STATUS_429, endpoint="section_all", times=None, retry_after=0), id="429"
+        Fault(FaultKind.STATUS_429, endpoint="section_all", times=None, seconds=0), id="429"
     ),
     pytest.param(Fault(FaultKind.RESET, endpoint="section_all", times=None), id="reset"),
     pytest.param(Fault(FaultKind.TRUNCATED, endpoint="section_all", times=None), id="truncated"),

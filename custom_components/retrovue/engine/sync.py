@@ -434,6 +434,16 @@ def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _R
     )
 
 
+async def fetch_show_pages(client: PlexClient, show_key: str) -> list[Page]:
+    """Return every page of a show's seasons and episodes; raise if either listing was cut."""
+    pages: list[Page] = []
+    for listing in (client.children(show_key), client.all_leaves(show_key)):
+        pages.extend([page async for page in listing])
+        if not listing.stats.complete:
+            raise PlexError("a listing ended early", server=client.name, endpoint=show_key)
+    return pages
+
+
 # --- the public entry points ---------------------------------------------------------------
 
 
@@ -753,16 +763,11 @@ class _LibraryRun:
         async def fetch(show_key: str) -> tuple[str, list[Page] | PlexError]:
             async with semaphore:
                 try:
-                    pages = [page async for page in self.client.children(show_key)]
-                    leaves = self.client.all_leaves(show_key)
-                    pages.extend([page async for page in leaves])
+                    return show_key, await fetch_show_pages(self.client, show_key)
                 except (PlexAuthError, PlexConnectionError):
                     raise
                 except PlexError as err:
                     return show_key, err
-                if not leaves.stats.complete:
-                    return show_key, PlexError("episode listing ended early", server=self.label)
-                return show_key, pages
 
         tasks = [asyncio.ensure_future(fetch(key)) for key in show_keys]
         try:
@@ -790,3 +795,110 @@ class _LibraryRun:
         self.summary.errors += 1
         self.incomplete.append(f"show {show_key} could not be expanded: {error.detail}")
         LOGGER.warning("%s: show %s could not be expanded: %s", self.label, show_key, error)
+
+
+@dataclass(slots=True)
+class RefreshSummary:
+    """What a targeted refresh did."""
+
+    requested: list[str]
+    found: int = 0
+    changed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    not_found: list[str] = field(default_factory=list)
+    run_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict."""
+        return asdict(self)
+
+
+_METADATA_BATCH: Final = 50
+
+
+async def refresh_items(
+    client: PlexClient,
+    catalog: Catalog,
+    server: ServerContext,
+    rating_keys: Sequence[str],
+    *,
+    clock: Clock = time.time,
+) -> RefreshSummary:
+    """Re-read some items (movie, show, season or episode) through the same digest and upsert.
+
+    Shows and seasons bring their children. Nothing is marked MISSING: keys the server no
+    longer knows are reported in `not_found` and left to the next complete listing.
+    """
+    keys = list(dict.fromkeys(rating_keys))
+    summary = RefreshSummary(requested=keys)
+    now = int(clock())
+    libraries = {
+        lib.section_key: lib.id
+        for lib in await catalog.call(CatalogStore.libraries, server.server_id)
+    }
+    mappings = await catalog.call(CatalogStore.path_mappings, server.server_id)
+    run_id = await catalog.call(
+        CatalogStore.start_run, server.server_id, None, False, now, "refresh"
+    )
+    summary.run_id = run_id
+    mapper = PathMapper(mappings)
+    status = "failed"
+    error: str | None = None
+    try:
+        found: list[PlexItem] = []
+        for start in range(0, len(keys), _METADATA_BATCH):
+            page = await client.metadata(keys[start : start + _METADATA_BATCH])
+            found.extend(page.items)
+        seen = {item.rating_key for item in found}
+        summary.not_found = [key for key in keys if key not in seen]
+        summary.found = len(found)
+        for item in found:
+            library_id = libraries.get(item.section_key or "")
+            if library_id is None:
+                summary.errors += 1
+                LOGGER.warning(
+                    "%s: %s [ratingKey %s] is in no synced library (section %s)",
+                    server.name,
+                    item.title,
+                    item.rating_key,
+                    item.section_key,
+                )
+                continue
+            ctx = _ApplyContext(
+                server_id=server.server_id,
+                library_id=library_id,
+                run_id=run_id,
+                now=now,
+                deep=False,
+                mapper=mapper,
+                label=f"{server.name} / section {item.section_key}",
+            )
+            pages = [Page((item,), (), 0, 1, 1)]
+            if item.kind is ItemKind.SHOW:
+                pages.extend(await fetch_show_pages(client, item.rating_key))
+            elif item.kind is ItemKind.SEASON:
+                pages.extend([page async for page in client.children(item.rating_key)])
+            for page in pages:
+                result = await catalog.call(_apply_page, ctx, page.items, page.problems)
+                summary.changed += result.changed
+                summary.skipped += result.skipped
+                summary.errors += result.errors
+            if item.kind is ItemKind.SHOW:
+                await catalog.call(_mark_hydrated, server.server_id, [item.rating_key])
+        status = "ok"
+    except PlexError as err:
+        error = str(err)
+        raise
+    finally:
+        counts = {
+            "processed": summary.found,
+            "changed": summary.changed,
+            "skipped": summary.skipped,
+            "errors": summary.errors,
+            "requests": 0,
+        }
+        await asyncio.shield(
+            catalog.call(CatalogStore.finish_run, run_id, status, counts, error, int(clock()))
+        )
+    return summary

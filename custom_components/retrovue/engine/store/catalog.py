@@ -299,15 +299,17 @@ class CatalogStore:
 
     # --- sync runs -----------------------------------------------------------------------------
 
-    def start_run(self, server_id: int, library_id: int | None, deep: bool, now: int) -> int:
-        """Record the start of a sync run and return its id."""
+    def start_run(
+        self, server_id: int, library_id: int | None, deep: bool, now: int, kind: str = "library"
+    ) -> int:
+        """Record the start of a sync run ('library' or 'refresh') and return its id."""
         with self.transaction() as conn:
             row = conn.execute(
                 """
-                INSERT INTO sync_runs (server_id, library_id, started_at, status, deep)
-                VALUES (?, ?, ?, 'running', ?) RETURNING id
+                INSERT INTO sync_runs (server_id, library_id, kind, started_at, status, deep)
+                VALUES (?, ?, ?, ?, 'running', ?) RETURNING id
                 """,
-                (server_id, library_id, now, int(deep)),
+                (server_id, library_id, kind, now, int(deep)),
             ).fetchone()
         return int(row[0])
 

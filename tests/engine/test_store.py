@@ -1,0 +1,222 @@
+"""Catalog store tests: migrations, the path view, states from mappings, targeted refresh."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+import sqlite3
+
+import pytest
+
+from custom_components.retrovue.engine.paths import PathMapper, PathMapping
+from custom_components.retrovue.engine.plex import PlexClient
+from custom_components.retrovue.engine.plex.models import ServerIdentity
+from custom_components.retrovue.engine.store import (
+    SCHEMA_VERSION,
+    Catalog,
+    CatalogStore,
+    SchemaError,
+)
+from custom_components.retrovue.engine.sync import prepare_server, refresh_items
+from tests.emulator import EmuServer, PlexEmulator
+
+from .helpers import rows, states, sync_all
+
+ENGINE = Path(__file__).parents[2] / "custom_components" / "retrovue" / "engine"
+
+
+def test_engine_never_imports_homeassistant() -> None:
+    offenders = []
+    for path in ENGINE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [
+                f"{path.name}: {name}" for name in names if name.split(".")[0] == "homeassistant"
+            ]
+    assert list(ENGINE.rglob("*.py")), "engine sources not found"
+    assert offenders == []
+
+
+def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = CatalogStore(path, migrate_to=1)
+    assert old.schema_version == 1
+    server_id = old.upsert_server(ServerIdentity("abc", "1.0", "Old"), "http://x", 100)
+    old.close()
+
+    store = CatalogStore(path)
+    try:
+        assert store.migrated_from == 1
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.server_id("abc") == server_id
+        columns = {row[1] for row in store.conn.execute("PRAGMA table_info(items)")}
+        assert "changed_run_id" in columns
+        views = {
+            r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='view'")
+        }
+        assert views == {"part_paths", "catalog_items", "library_counts"}
+    finally:
+        store.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaError, match="newer"):
+        CatalogStore(path)
+
+
+def test_catalog_file_settings(tmp_path: Path) -> None:
+    store = CatalogStore(tmp_path / "wal.db")
+    try:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        store.close()
+
+
+async def test_worker_thread_is_not_the_loop_thread(catalog: Catalog) -> None:
+    import threading
+
+    def where(_store: CatalogStore) -> str:
+        return threading.current_thread().name
+
+    assert (await catalog.call(where)).startswith("retrovue_catalog")
+
+
+MAPPING_CASES = [
+    [PathMapping("/data/movies", "/mnt/movies")],
+    [PathMapping("/data", "D:\\Media"), PathMapping("/data/tv", "\\\\nas\\tv")],
+    [PathMapping("/", "/srv")],
+    [PathMapping("/data/mov", "/wrong")],  # must not match /data/movies (separator-aware)
+]
+
+
+@pytest.mark.parametrize("mappings", MAPPING_CASES)
+async def test_part_paths_view_agrees_with_the_path_mapper(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog, mappings: list[PathMapping]
+) -> None:
+    server, _ = await sync_all(client, catalog)
+    await catalog.call(CatalogStore.set_path_mappings, server.server_id, mappings)
+    mapper = PathMapper(mappings)
+    found = await rows(catalog, "SELECT plex_path, local_path FROM part_paths")
+    assert found
+    for plex_path, local_path in found:
+        assert local_path == mapper.resolve(plex_path), plex_path
+    # Local paths are derived, never stored.
+    columns = {r[1] for r in await rows(catalog, "PRAGMA table_info(parts)")}
+    assert "local_path" not in columns
+
+
+async def test_part_paths_view_refuses_escapes(catalog: Catalog) -> None:
+    def setup(store: CatalogStore) -> None:
+        server_id = store.upsert_server(ServerIdentity("m1"), None, 1)
+        store.set_path_mappings(server_id, [PathMapping("/media/tv", "/mnt/tv")])
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO libraries (server_id, section_key, type, title, first_seen_at) "
+                "VALUES (?, '1', 'show', 'TV', 1)",
+                (server_id,),
+            )
+            conn.execute(
+                "INSERT INTO items (server_id, library_id, rating_key, kind, title, state, digest,"
+                " first_seen_at, last_seen_at, last_scan_at) "
+                "VALUES (?, 1, '1', 'episode', 'x', 'ACTIVE', 'd', 1, 1, 1)",
+                (server_id,),
+            )
+            for index, path in enumerate(
+                ["/media/tv/../../etc/passwd", "/media/tv2/a.mkv", "/media/tv/ok.mkv"]
+            ):
+                conn.execute(
+                    "INSERT INTO parts (item_id, server_id, media_index, part_index, plex_path)"
+                    " VALUES (1, ?, 0, ?, ?)",
+                    (server_id, index, path),
+                )
+
+    await catalog.call(setup)
+    found = dict(await rows(catalog, "SELECT plex_path, local_path FROM part_paths"))
+    assert found == {
+        "/media/tv/../../etc/passwd": None,
+        "/media/tv2/a.mkv": None,
+        "/media/tv/ok.mkv": "/mnt/tv/ok.mkv",
+    }
+
+
+async def test_mappings_decide_remote_only_and_take_effect_next_sync(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    server, _ = await sync_all(client, catalog)
+    mid = emu_server.machine_identifier
+    assert set((await states(catalog, mid)).values()) == {"ACTIVE"}
+
+    # Only movies are mapped: every episode becomes REMOTE_ONLY, even unexpanded ones.
+    await catalog.call(
+        CatalogStore.set_path_mappings, server.server_id, [PathMapping("/data/movies", "/m")]
+    )
+    await sync_all(client, catalog)
+    kinds = dict(
+        await rows(catalog, "SELECT kind, group_concat(DISTINCT state) FROM items GROUP BY kind")
+    )
+    assert kinds == {
+        "movie": "ACTIVE",
+        "show": "ACTIVE",
+        "season": "ACTIVE",
+        "episode": "REMOTE_ONLY",
+    }
+    counts = await rows(catalog, "SELECT SUM(remote_only) FROM library_counts")
+    assert counts == [(sum(1 for i in emu_server.items.values() if i.type == "episode"),)]
+
+    await catalog.call(CatalogStore.set_path_mappings, server.server_id, [])
+    await sync_all(client, catalog)
+    assert set((await states(catalog, mid)).values()) == {"ACTIVE"}
+
+
+async def test_item_without_parts_is_unavailable(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    movie = next(i for i in emu_server.items.values() if i.type == "movie")
+    movie.media = []
+    emu_server.invalidate()
+    await sync_all(client, catalog)
+    assert (await states(catalog, emu_server.machine_identifier))[
+        str(movie.rating_key)
+    ] == "UNAVAILABLE"
+
+
+async def test_refresh_items_uses_the_same_upsert(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    server, _ = await sync_all(client, catalog)
+    movie = next(i for i in emu_server.items.values() if i.type == "movie")
+    show = next(i for i in emu_server.items.values() if i.type == "show")
+    emu_server.change_item(movie.rating_key, title="Refreshed Movie")
+    added = emu_server.add_episodes(show.rating_key, 1)
+    emulator.counters.clear()
+
+    server = await prepare_server(client, catalog)
+    summary = await refresh_items(
+        client, catalog, server, [str(movie.rating_key), str(show.rating_key), "999999"]
+    )
+
+    assert summary.not_found == ["999999"]
+    # The movie, the new episode, and the show's and season's new leafCount.
+    assert summary.changed == 4
+    found = await states(catalog, emu_server.machine_identifier)
+    assert found[str(added[0].rating_key)] == "ACTIVE"
+    title = await rows(
+        catalog, "SELECT title FROM items WHERE rating_key = ?", str(movie.rating_key)
+    )
+    assert title == [("Refreshed Movie",)]
+    assert emulator.counters["section_all"] == 0
+    runs = await rows(catalog, "SELECT kind, status FROM sync_runs WHERE id = ?", summary.run_id)
+    assert runs == [("refresh", "ok")]
+    # The next light sync finds nothing left to do for that show.
+    _, summaries = await sync_all(client, catalog)
+    assert summaries[1].expanded_shows == 0
