@@ -33,6 +33,7 @@ class Clock:
         self.now = now
 
     def __call__(self) -> float:
+        """Return the current fake time."""
         return self.now
 
 
@@ -49,7 +50,7 @@ def _shows(server: EmuServer) -> list[int]:
 async def test_cold_sync_stores_exactly_the_library(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog
 ) -> None:
-    server, summaries = await sync_all(client, catalog)
+    _, summaries = await sync_all(client, catalog)
     mid = emu_server.machine_identifier
 
     assert [s.status for s in summaries] == ["ok", "ok"]
@@ -172,6 +173,8 @@ async def test_replaced_episode_file_needs_a_deep_sync(
     )
 
     _, light = await sync_all(client, catalog)
+    assert [s.status for s in light] == ["ok", "ok"]
+    assert light[0].changed == 1
     # Movie listings carry parts: a light run sees the movie's new file.
     assert await rows(catalog, query, str(movie_rk)) == [
         (str(new_movie_part.id), new_movie_part.file)

@@ -1,0 +1,41 @@
+"""Emulate Plex Media Servers over real HTTP for Retrovue's tests and benchmarks."""
+
+from __future__ import annotations
+
+from .app import PlexEmulator, RecordedRequest
+from .faults import BAD_ITEM_VARIANTS, Fault, FaultKind, FaultSet
+from .generate import generate_server
+from .model import (
+    EPISODE,
+    MOVIE,
+    SEASON,
+    SHOW,
+    UNSET,
+    EmuItem,
+    EmuMedia,
+    EmuPart,
+    EmuSection,
+    EmuServer,
+    ServerStats,
+)
+
+__all__ = [
+    "BAD_ITEM_VARIANTS",
+    "EPISODE",
+    "MOVIE",
+    "SEASON",
+    "SHOW",
+    "UNSET",
+    "EmuItem",
+    "EmuMedia",
+    "EmuPart",
+    "EmuSection",
+    "EmuServer",
+    "Fault",
+    "FaultKind",
+    "FaultSet",
+    "PlexEmulator",
+    "RecordedRequest",
+    "ServerStats",
+    "generate_server",
+]
