@@ -347,6 +347,7 @@ async def test_bad_item_is_recorded_and_the_run_goes_on(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     await sync_all(client, catalog)
+    before = await rows(catalog, "SELECT rating_key, added_at, digest FROM items ORDER BY id")
     emu_server.faults.add(
         Fault(FaultKind.BAD_ITEM, endpoint="section_all", times=1, variant="bad_added_at")
     )
@@ -362,6 +363,11 @@ async def test_bad_item_is_recorded_and_the_run_goes_on(
     assert "not a number" in flagged[0][2]
     assert f"ratingKey {flagged[0][0]}" in caplog.text
     assert server.name in caplog.text
+    # The stored addedAt was not overwritten by the malformed one.
+    assert (
+        await rows(catalog, "SELECT rating_key, added_at, digest FROM items ORDER BY id") == before
+    )
+    assert "MISSING" not in set((await states(catalog, emu_server.machine_identifier)).values())
 
 
 async def test_two_servers_with_overlapping_rating_keys(

@@ -276,6 +276,10 @@ def _apply_page(
                 errors.append((item.rating_key, "; ".join(item.warnings)))
             if old is None:
                 inserts.append(row)
+            elif item.warnings:
+                # Malformed data never overwrites what the catalog already holds.
+                result.skipped += 1
+                continue
             elif old.digest != row.digest or old.library_id != ctx.library_id:
                 updates.append((old.id, row))
                 if old.state not in PRESENT_STATES:
