@@ -1,14 +1,78 @@
-"""Shared test configuration."""
+"""Shared test configuration and Home Assistant fixtures."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Generator
+from unittest.mock import AsyncMock, patch
+
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 # The Home Assistant test harness ships its own `custom_components` package; importing ours at
 # collection time makes sure `custom_components.retrovue` resolves to this repository.
 import custom_components.retrovue  # noqa: F401
+from custom_components.retrovue.const import (
+    CONF_DEEP_SYNC_INTERVAL,
+    CONF_LIBRARIES,
+    CONF_RETENTION_DAYS,
+    CONF_SCAN_INTERVAL,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    DOMAIN,
+)
+from tests.emulator import EmuServer, PlexEmulator, generate_server
+
+HA_TOKEN = "ha-test-token-8c2d1e"
 
 
 @pytest.fixture(autouse=True)
 def _loopback_sockets(socket_enabled: None) -> None:
     """Let tests open sockets; the harness still allows connections to 127.0.0.1 only."""
+
+
+@pytest.fixture
+def plex_server() -> EmuServer:
+    """Return a small emulated Plex library for Home Assistant tests."""
+    return generate_server(
+        seed=11,
+        movies=12,
+        shows=3,
+        seasons_per_show=(1, 2),
+        episodes_per_season=(2, 4),
+        token=HA_TOKEN,
+        friendly_name="Living Room Plex",
+    )
+
+
+@pytest.fixture
+async def plex(plex_server: EmuServer) -> AsyncIterator[PlexEmulator]:
+    """Serve the emulated library on 127.0.0.1."""
+    async with PlexEmulator(plex_server) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def mock_config_entry(plex: PlexEmulator, plex_server: EmuServer) -> MockConfigEntry:
+    """Return a config entry for the emulated server."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=plex_server.friendly_name,
+        unique_id=plex_server.machine_identifier,
+        data={CONF_URL: plex.url, CONF_TOKEN: HA_TOKEN, CONF_VERIFY_SSL: True},
+        options={
+            CONF_LIBRARIES: list(plex_server.sections),
+            CONF_SCAN_INTERVAL: 15,
+            CONF_DEEP_SYNC_INTERVAL: 24,
+            CONF_RETENTION_DAYS: 30,
+        },
+    )
+
+
+@pytest.fixture
+def mock_setup_entry() -> Generator[AsyncMock]:
+    """Keep config flow tests from setting the entry up."""
+    with patch(
+        "custom_components.retrovue.async_setup_entry", return_value=True
+    ) as setup_entry:
+        yield setup_entry

@@ -7,6 +7,7 @@ from .errors import (
     PlexError,
     PlexNotFoundError,
     PlexResponseError,
+    PlexSSLError,
     PlexTimeoutError,
 )
 from .models import (
@@ -38,6 +39,7 @@ __all__ = [
     "PlexItem",
     "PlexNotFoundError",
     "PlexResponseError",
+    "PlexSSLError",
     "PlexTimeoutError",
     "PlexType",
     "Section",

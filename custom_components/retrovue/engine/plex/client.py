@@ -18,6 +18,7 @@ from .errors import (
     PlexError,
     PlexNotFoundError,
     PlexResponseError,
+    PlexSSLError,
     PlexTimeoutError,
 )
 from .models import ItemKind, Page, PlexItem, PlexType, Section, ServerIdentity
@@ -374,7 +375,7 @@ class PlexClient:
                 PlexTimeoutError("no answer in time", server=self.name, endpoint=path)
             ) from err
         except aiohttp.ClientSSLError as err:
-            raise PlexConnectionError(
+            raise PlexSSLError(
                 f"TLS failed: {err.__class__.__name__}", server=self.name, endpoint=path
             ) from err
         except aiohttp.ClientPayloadError as err:

@@ -23,6 +23,10 @@ class PlexConnectionError(PlexError):
     """The server could not be reached or dropped the connection."""
 
 
+class PlexSSLError(PlexConnectionError):
+    """The TLS handshake or certificate check failed."""
+
+
 class PlexTimeoutError(PlexConnectionError):
     """The server did not answer in time."""
 

@@ -1,0 +1,58 @@
+"""Constants for the Retrovue integration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "retrovue"
+LOGGER = logging.getLogger(__package__)
+
+# Config entry data
+CONF_URL: Final = "url"
+CONF_TOKEN: Final = "token"
+CONF_VERIFY_SSL: Final = "verify_ssl"
+
+# Options
+CONF_LIBRARIES: Final = "libraries"
+CONF_SCAN_INTERVAL: Final = "scan_interval"  # minutes
+CONF_DEEP_SYNC_INTERVAL: Final = "deep_sync_interval"  # hours; 0 turns scheduled deep syncs off
+CONF_RETENTION_DAYS: Final = "retention_days"
+
+DEFAULT_SCAN_INTERVAL: Final = 15
+DEFAULT_DEEP_SYNC_INTERVAL: Final = 24
+DEFAULT_RETENTION_DAYS: Final = 30
+MIN_SCAN_INTERVAL: Final = 1
+MAX_SCAN_INTERVAL: Final = 1440
+
+# Path mapping subentries
+SUBENTRY_PATH_MAPPING: Final = "path_mapping"
+CONF_PLEX_PREFIX: Final = "plex_prefix"
+CONF_LOCAL_PREFIX: Final = "local_prefix"
+
+# The catalog file, shared by every server, under the config directory
+CATALOG_DIR: Final = "retrovue"
+CATALOG_FILE: Final = "catalog.db"
+
+# Events on the Home Assistant bus
+EVENT_SYNC_STARTED: Final = "retrovue_sync_started"
+EVENT_SYNC_PROGRESS: Final = "retrovue_sync_progress"
+EVENT_LIBRARY_SYNCED: Final = "retrovue_library_synced"
+EVENT_ITEMS_MISSING: Final = "retrovue_items_missing"
+
+# Services
+SERVICE_SYNC_LIBRARY: Final = "sync_library"
+SERVICE_FIND_ITEMS: Final = "find_items"
+SERVICE_PURGE_DELETED: Final = "purge_deleted"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_LIBRARY: Final = "library"
+ATTR_DEEP: Final = "deep"
+ATTR_TITLE: Final = "title"
+ATTR_YEAR: Final = "year"
+ATTR_KIND: Final = "kind"
+ATTR_OLDER_THAN_DAYS: Final = "older_than_days"
+
+# Repairs: most parts of a server REMOTE_ONLY although it has mappings
+REMOTE_ONLY_REPAIR_SHARE: Final = 0.5
+REQUEST_TIMEOUT: Final = timedelta(seconds=30)
