@@ -72,7 +72,5 @@ def mock_config_entry(plex: PlexEmulator, plex_server: EmuServer) -> MockConfigE
 @pytest.fixture
 def mock_setup_entry() -> Generator[AsyncMock]:
     """Keep config flow tests from setting the entry up."""
-    with patch(
-        "custom_components.retrovue.async_setup_entry", return_value=True
-    ) as setup_entry:
+    with patch("custom_components.retrovue.async_setup_entry", return_value=True) as setup_entry:
         yield setup_entry

@@ -11,7 +11,7 @@ LOGGER = logging.getLogger(__package__)
 
 # Config entry data
 CONF_URL: Final = "url"
-CONF_TOKEN: Final = "token"
+CONF_TOKEN: Final = "token"  # noqa: S105 - a config key, not a secret
 CONF_VERIFY_SSL: Final = "verify_ssl"
 
 # Options
