@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator
+from pathlib import Path
 from unittest.mock import AsyncMock, patch
 
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -29,6 +31,21 @@ HA_TOKEN = "ha-test-token-8c2d1e"
 @pytest.fixture(autouse=True)
 def _loopback_sockets(socket_enabled: None) -> None:
     """Let tests open sockets; the harness still allows connections to 127.0.0.1 only."""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config_dir(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Give every Home Assistant test its own config dir (the catalog file lives there)."""
+    if "hass" in request.fixturenames:
+        hass = request.getfixturevalue("hass")
+        hass.config.config_dir = str(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_backoff() -> Generator[None]:
+    """Retry at once: under `freezer` the event loop's clock stands still."""
+    with patch("custom_components.retrovue.coordinator.RETRY_BACKOFF", 0):
+        yield
 
 
 @pytest.fixture
@@ -74,3 +91,14 @@ def mock_setup_entry() -> Generator[AsyncMock]:
     """Keep config flow tests from setting the entry up."""
     with patch("custom_components.retrovue.async_setup_entry", return_value=True) as setup_entry:
         yield setup_entry
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Set up the integration and wait for its first sync."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    return mock_config_entry

@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
+from .services import async_setup_services
+from .shared import async_acquire_catalog, async_release_catalog
 
 PLATFORMS: list[Platform] = [Platform.SENSOR]
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Set up Retrovue from a config entry (placeholder until the coordinator lands)."""
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register Retrovue's services."""
+    async_setup_services(hass)
     return True
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Unload a config entry."""
+async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> bool:
+    """Set up one Plex server."""
+    catalog = await async_acquire_catalog(hass, entry.entry_id)
+    try:
+        coordinator = RetrovueDataUpdateCoordinator(hass, entry, catalog)
+        await coordinator.async_config_entry_first_refresh()
+    except BaseException:
+        await async_release_catalog(hass, entry.entry_id)
+        raise
+    entry.runtime_data = coordinator
+    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # The first refresh only read the catalog; sync now without holding up setup.
+    entry.async_create_background_task(
+        hass, coordinator.async_refresh(), f"{DOMAIN} first sync {entry.title}"
+    )
     return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> bool:
+    """Unload a config entry; the last one closes the catalog."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await async_release_catalog(hass, entry.entry_id)
+    return unloaded
+
+
+async def _async_reload(hass: HomeAssistant, entry: RetrovueConfigEntry) -> None:
+    """Apply changed options or path mappings."""
+    await hass.config_entries.async_reload(entry.entry_id)

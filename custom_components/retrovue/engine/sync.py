@@ -51,6 +51,7 @@ class ServerContext:
     machine_identifier: str
     name: str
     sections: tuple[Section, ...]
+    version: str | None = None
 
     def section(self, key: str) -> Section | None:
         """Return a section by key."""
@@ -467,6 +468,7 @@ async def prepare_server(
         machine_identifier=identity.machine_identifier,
         name=name,
         sections=tuple(section for section in sections if section.supported),
+        version=identity.version,
     )
 
 

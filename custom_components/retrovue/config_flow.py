@@ -1,0 +1,466 @@
+"""Config flow for the Retrovue integration."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from typing import Any, Final
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlow,
+    SubentryFlowResult,
+)
+from homeassistant.const import UnitOfTime
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .const import (
+    CONF_DEEP_SYNC_INTERVAL,
+    CONF_LIBRARIES,
+    CONF_LOCAL_PREFIX,
+    CONF_PLEX_PREFIX,
+    CONF_RETENTION_DAYS,
+    CONF_SCAN_INTERVAL,
+    CONF_TOKEN,
+    CONF_URL,
+    CONF_VERIFY_SSL,
+    DEFAULT_DEEP_SYNC_INTERVAL,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    MAX_SCAN_INTERVAL,
+    MIN_SCAN_INTERVAL,
+    SUBENTRY_PATH_MAPPING,
+)
+from .engine.paths import InvalidPathMapping, PathMapper, PathMapping, validate_mapping
+from .engine.plex import (
+    PlexAuthError,
+    PlexClient,
+    PlexError,
+    PlexSSLError,
+    Section,
+    ServerIdentity,
+)
+
+# A person is waiting on the form: report a failure at once instead of retrying.
+FLOW_RETRIES: Final = 0
+MAX_DEEP_SYNC_INTERVAL: Final = 720
+MAX_RETENTION_DAYS: Final = 3650
+
+# The form field an error belongs to, when that field is on the form; otherwise "base".
+_ERROR_FIELDS: Final[Mapping[str, str]] = {
+    "invalid_url": CONF_URL,
+    "cannot_connect": CONF_URL,
+    "invalid_auth": CONF_TOKEN,
+}
+
+_URL_SELECTOR: Final = TextSelector(
+    TextSelectorConfig(type=TextSelectorType.URL, autocomplete="url")
+)
+_TOKEN_SELECTOR: Final = TextSelector(
+    TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="off")
+)
+_PREFIX_SELECTOR: Final = TextSelector(TextSelectorConfig(autocomplete="off"))
+
+
+class _ConnectError(Exception):
+    """Connecting to the server failed; `error` is the translation key to show."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _normalize_url(url: str) -> str:
+    """Return the URL without surrounding whitespace and trailing slashes."""
+    return url.strip().rstrip("/")
+
+
+async def _async_connect(
+    hass: HomeAssistant, data: Mapping[str, Any]
+) -> tuple[ServerIdentity, list[Section]]:
+    """Check the server and token; return the identity and the movie and show sections."""
+    try:
+        client = PlexClient(
+            async_get_clientsession(hass),
+            data[CONF_URL],
+            data[CONF_TOKEN],
+            verify_ssl=data.get(CONF_VERIFY_SSL, True),
+            retries=FLOW_RETRIES,
+        )
+    except ValueError as err:
+        raise _ConnectError("invalid_url") from err
+    try:
+        identity = await client.server_info()
+        sections = [section for section in await client.sections() if section.supported]
+    except PlexAuthError as err:
+        raise _ConnectError("invalid_auth") from err
+    except PlexSSLError as err:
+        raise _ConnectError("ssl_error") from err
+    except PlexError as err:
+        # Unreachable, timed out, or an answer that is not a Plex server's.
+        raise _ConnectError("cannot_connect") from err
+    except Exception as err:
+        LOGGER.exception("Unexpected exception")
+        raise _ConnectError("unknown") from err
+    return identity, sections
+
+
+def _form_errors(error: str, fields: Container[str]) -> dict[str, str]:
+    """Return the errors of a form, keyed by the field the error belongs to."""
+    field = _ERROR_FIELDS.get(error, "base")
+    return {field if field in fields else "base": error}
+
+
+def _library_selector(sections: list[Section], selected: list[str] | None = None) -> SelectSelector:
+    """Return a multi-select of library sections, keeping selected keys the server lacks."""
+    options = [
+        SelectOptionDict(value=section.key, label=f"{section.title} ({section.type})")
+        for section in sections
+    ]
+    known = {section.key for section in sections}
+    options.extend(
+        SelectOptionDict(value=key, label=key) for key in selected or () if key not in known
+    )
+    return SelectSelector(
+        SelectSelectorConfig(options=options, multiple=True, mode=SelectSelectorMode.LIST)
+    )
+
+
+def _number_selector(minimum: int, maximum: int, unit: str) -> vol.All:
+    """Return a whole-number box selector."""
+    return vol.All(
+        NumberSelector(
+            NumberSelectorConfig(
+                min=minimum,
+                max=maximum,
+                step=1,
+                unit_of_measurement=unit,
+                mode=NumberSelectorMode.BOX,
+            )
+        ),
+        vol.Coerce(int),
+    )
+
+
+class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Handle a Retrovue config flow."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    _data: dict[str, Any]
+    _sections: list[Section]
+    _title: str
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> RetrovueOptionsFlowHandler:
+        """Return the options flow."""
+        return RetrovueOptionsFlowHandler()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Return the subentry types the integration supports."""
+        return {SUBENTRY_PATH_MAPPING: PathMappingSubentryFlowHandler}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the server's URL and token."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_URL: _normalize_url(user_input[CONF_URL]),
+                CONF_TOKEN: user_input[CONF_TOKEN].strip(),
+                CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL],
+            }
+            try:
+                identity, sections = await _async_connect(self.hass, data)
+            except _ConnectError as err:
+                errors = _form_errors(err.error, user_input)
+            else:
+                await self.async_set_unique_id(identity.machine_identifier)
+                self._abort_if_unique_id_configured()
+                if not sections:
+                    return self.async_abort(reason="no_libraries")
+                self._data = data
+                self._sections = sections
+                self._title = identity.friendly_name or identity.machine_identifier
+                return await self.async_step_libraries()
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_URL): _URL_SELECTOR,
+                vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
+                vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
+            }
+        )
+        if user_input is not None:
+            suggested = {key: user_input[key] for key in (CONF_URL, CONF_VERIFY_SSL)}
+            schema = self.add_suggested_values_to_schema(schema, suggested)
+        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_libraries(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask which movie and show libraries to catalog."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_LIBRARIES]:
+                return self.async_create_entry(
+                    title=self._title,
+                    data=self._data,
+                    options={
+                        CONF_LIBRARIES: user_input[CONF_LIBRARIES],
+                        CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
+                        CONF_DEEP_SYNC_INTERVAL: DEFAULT_DEEP_SYNC_INTERVAL,
+                        CONF_RETENTION_DAYS: DEFAULT_RETENTION_DAYS,
+                    },
+                )
+            errors[CONF_LIBRARIES] = "no_libraries"
+
+        default = [section.key for section in self._sections]
+        return self.async_show_form(
+            step_id="libraries",
+            data_schema=vol.Schema(
+                {vol.Required(CONF_LIBRARIES, default=default): _library_selector(self._sections)}
+            ),
+            errors=errors,
+            description_placeholders={"name": self._title},
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start reauthentication after the server refused the token."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new token."""
+        errors: dict[str, str] = {}
+        reauth_entry = self._get_reauth_entry()
+        if user_input is not None:
+            token = user_input[CONF_TOKEN].strip()
+            try:
+                identity, _ = await _async_connect(
+                    self.hass, {**reauth_entry.data, CONF_TOKEN: token}
+                )
+            except _ConnectError as err:
+                errors = _form_errors(err.error, user_input)
+            else:
+                await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(
+                    reauth_entry, data_updates={CONF_TOKEN: token}
+                )
+
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
+            errors=errors,
+            description_placeholders={"name": reauth_entry.title},
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the server's URL or certificate check; the token is kept."""
+        errors: dict[str, str] = {}
+        reconfigure_entry = self._get_reconfigure_entry()
+        if user_input is not None:
+            updates = {
+                CONF_URL: _normalize_url(user_input[CONF_URL]),
+                CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL],
+            }
+            try:
+                identity, _ = await _async_connect(self.hass, {**reconfigure_entry.data, **updates})
+            except _ConnectError as err:
+                errors = _form_errors(err.error, user_input)
+            else:
+                await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(reconfigure_entry, data_updates=updates)
+
+        schema = self.add_suggested_values_to_schema(
+            vol.Schema(
+                {
+                    vol.Required(CONF_URL): _URL_SELECTOR,
+                    vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
+                }
+            ),
+            user_input or reconfigure_entry.data,
+        )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"name": reconfigure_entry.title},
+        )
+
+
+class RetrovueOptionsFlowHandler(OptionsFlow):
+    """Handle Retrovue options."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose the libraries and the sync schedule."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            if user_input[CONF_LIBRARIES]:
+                return self.async_create_entry(data=user_input)
+            errors[CONF_LIBRARIES] = "no_libraries"
+
+        options = self.config_entry.options
+        selected: list[str] = list(options.get(CONF_LIBRARIES, []))
+        try:
+            _, sections = await _async_connect(self.hass, self.config_entry.data)
+        except _ConnectError as err:
+            # The schedule can still be changed while the server is away.
+            errors["base"] = err.error
+            sections = []
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_LIBRARIES, default=selected): _library_selector(
+                    sections, selected
+                ),
+                vol.Required(
+                    CONF_SCAN_INTERVAL,
+                    default=options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
+                ): _number_selector(MIN_SCAN_INTERVAL, MAX_SCAN_INTERVAL, UnitOfTime.MINUTES),
+                vol.Required(
+                    CONF_DEEP_SYNC_INTERVAL,
+                    default=options.get(CONF_DEEP_SYNC_INTERVAL, DEFAULT_DEEP_SYNC_INTERVAL),
+                ): _number_selector(0, MAX_DEEP_SYNC_INTERVAL, UnitOfTime.HOURS),
+                vol.Required(
+                    CONF_RETENTION_DAYS,
+                    default=options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
+                ): _number_selector(1, MAX_RETENTION_DAYS, UnitOfTime.DAYS),
+            }
+        )
+        if user_input is not None:
+            schema = self.add_suggested_values_to_schema(schema, user_input)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders={"name": self.config_entry.title},
+        )
+
+
+class PathMappingSubentryFlowHandler(ConfigSubentryFlow):
+    """Add or change a mapping of Plex's file paths to paths Home Assistant can read."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a path mapping."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            mapping = self._validate(user_input, None, errors, placeholders)
+            if mapping is not None:
+                return self.async_create_entry(
+                    title=_mapping_title(mapping),
+                    data=_mapping_data(mapping),
+                    unique_id=mapping.plex_prefix,
+                )
+        return self._show_form("user", user_input, errors, placeholders)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a path mapping."""
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        subentry = self._get_reconfigure_subentry()
+        if user_input is not None:
+            mapping = self._validate(user_input, subentry.subentry_id, errors, placeholders)
+            if mapping is not None:
+                return self.async_update_and_abort(
+                    self._get_entry(),
+                    subentry,
+                    title=_mapping_title(mapping),
+                    data=_mapping_data(mapping),
+                    unique_id=mapping.plex_prefix,
+                )
+        return self._show_form("reconfigure", user_input or subentry.data, errors, placeholders)
+
+    def _validate(
+        self,
+        user_input: Mapping[str, Any],
+        editing_id: str | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> PathMapping | None:
+        """Return the canonical mapping, or None after filling in errors and placeholders."""
+        try:
+            mapping = validate_mapping(user_input[CONF_PLEX_PREFIX], user_input[CONF_LOCAL_PREFIX])
+        except InvalidPathMapping as err:
+            errors["base"] = "invalid_path"
+            placeholders["error"] = str(err)
+            return None
+        others = [
+            PathMapping(subentry.data[CONF_PLEX_PREFIX], subentry.data[CONF_LOCAL_PREFIX])
+            for subentry in self._get_entry().subentries.values()
+            if subentry.subentry_type == SUBENTRY_PATH_MAPPING
+            and subentry.subentry_id != editing_id
+        ]
+        try:
+            # The mapper compares prefixes like resolving does: Windows ones ignore case.
+            PathMapper([*others, mapping])
+        except InvalidPathMapping:
+            errors[CONF_PLEX_PREFIX] = "duplicate_prefix"
+            placeholders["plex_prefix"] = mapping.plex_prefix
+            return None
+        return mapping
+
+    def _show_form(
+        self,
+        step_id: str,
+        values: Mapping[str, Any] | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> SubentryFlowResult:
+        """Show the mapping form, filled in with the given values."""
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_PLEX_PREFIX): _PREFIX_SELECTOR,
+                vol.Required(CONF_LOCAL_PREFIX): _PREFIX_SELECTOR,
+            }
+        )
+        if values is not None:
+            schema = self.add_suggested_values_to_schema(schema, values)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+
+def _mapping_title(mapping: PathMapping) -> str:
+    """Return the title of a path mapping subentry."""
+    return f"{mapping.plex_prefix} → {mapping.local_prefix}"
+
+
+def _mapping_data(mapping: PathMapping) -> dict[str, str]:
+    """Return the stored data of a path mapping subentry."""
+    return {CONF_PLEX_PREFIX: mapping.plex_prefix, CONF_LOCAL_PREFIX: mapping.local_prefix}

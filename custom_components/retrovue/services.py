@@ -1,0 +1,226 @@
+"""Retrovue actions: sync a library, find items in the catalog, purge deleted rows."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    HomeAssistantError,
+    ServiceValidationError,
+)
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.update_coordinator import UpdateFailed
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_DEEP,
+    ATTR_KIND,
+    ATTR_LIBRARY,
+    ATTR_OLDER_THAN_DAYS,
+    ATTR_TITLE,
+    ATTR_YEAR,
+    DOMAIN,
+    SERVICE_FIND_ITEMS,
+    SERVICE_PURGE_DELETED,
+    SERVICE_SYNC_LIBRARY,
+)
+from .coordinator import RetrovueConfigEntry, summary_to_json
+from .engine.store import Catalog, CatalogStore
+from .shared import get_catalog
+
+FIND_LIMIT = 50
+
+SYNC_LIBRARY_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_LIBRARY): cv.string,
+        vol.Optional(ATTR_DEEP, default=False): cv.boolean,
+    }
+)
+FIND_ITEMS_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_TITLE): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=3000)),
+        vol.Optional(ATTR_KIND): vol.In(["movie", "show", "season", "episode"]),
+    }
+)
+PURGE_DELETED_SCHEMA = vol.Schema(
+    {vol.Optional(ATTR_OLDER_THAN_DAYS, default=0): vol.All(vol.Coerce(int), vol.Range(min=0))}
+)
+
+
+def _loaded_entry(hass: HomeAssistant, entry_id: str) -> RetrovueConfigEntry:
+    entry: RetrovueConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found",
+            translation_placeholders={"entry_id": entry_id},
+        )
+    if entry.state is not ConfigEntryState.LOADED:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_loaded",
+            translation_placeholders={"server": entry.title},
+        )
+    return entry
+
+
+def _catalog(hass: HomeAssistant) -> Catalog:
+    if (catalog := get_catalog(hass)) is None:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_catalog")
+    return catalog
+
+
+async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
+    entry = _loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
+    coordinator = entry.runtime_data
+    wanted = call.data.get(ATTR_LIBRARY)
+    libraries: list[str] | None = None
+    if wanted is not None:
+        enabled = coordinator.enabled_libraries
+        titles = {
+            section.key: section.title
+            for section in (coordinator.server.sections if coordinator.server else ())
+        }
+        match = [
+            key
+            for key in enabled
+            if key == wanted or titles.get(key, "").casefold() == wanted.casefold()
+        ]
+        if not match:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_library",
+                translation_placeholders={"library": wanted, "server": entry.title},
+            )
+        libraries = match[:1]
+    try:
+        summaries = await coordinator.async_sync_and_update(
+            libraries, deep=call.data[ATTR_DEEP] or None
+        )
+    except ConfigEntryAuthFailed as err:
+        entry.async_start_reauth(call.hass)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_auth",
+            translation_placeholders={"server": entry.title},
+        ) from err
+    except UpdateFailed as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"server": entry.title, "error": str(err)},
+        ) from err
+    return {"libraries": [summary_to_json(summary) for summary in summaries]}
+
+
+def _find(
+    store: CatalogStore, title: str, year: int | None, kind: str | None
+) -> list[dict[str, Any]]:
+    where = ["i.title LIKE ? ESCAPE '\\' COLLATE NOCASE"]
+    escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    params: list[Any] = [f"%{escaped}%"]
+    if year is not None:
+        where.append("i.year = ?")
+        params.append(year)
+    if kind is not None:
+        where.append("i.kind = ?")
+        params.append(kind)
+    items = store.query(
+        f"""
+        SELECT i.id, i.machine_identifier, i.server_name, i.library_title, i.kind, i.title,
+               i.year, i.rating_key, i.state, i.grandparent_title, i.parent_index,
+               i.index_number
+        FROM catalog_items AS i WHERE {" AND ".join(where)}
+        ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ?
+        """,
+        (*params, FIND_LIMIT),
+    )
+    ids = [row["id"] for row in items]
+    marks = ",".join("?" * len(ids))
+    guids: dict[int, list[str]] = {}
+    files: dict[int, list[dict[str, str | None]]] = {}
+    if ids:
+        for row in store.query(
+            f"SELECT item_id, uri FROM guids WHERE item_id IN ({marks}) ORDER BY uri", ids
+        ):
+            guids.setdefault(row["item_id"], []).append(row["uri"])
+        for row in store.query(
+            f"SELECT item_id, plex_path, local_path FROM part_paths WHERE item_id IN ({marks}) "
+            "ORDER BY part_row_id",
+            ids,
+        ):
+            files.setdefault(row["item_id"], []).append(
+                {"plex_path": row["plex_path"], "local_path": row["local_path"]}
+            )
+    return [
+        {
+            "server": row["server_name"],
+            "machine_identifier": row["machine_identifier"],
+            "library": row["library_title"],
+            "kind": row["kind"],
+            "title": row["title"],
+            "year": row["year"],
+            "show": row["grandparent_title"],
+            "season": row["parent_index"] if row["kind"] == "episode" else None,
+            "episode": row["index_number"] if row["kind"] == "episode" else None,
+            "rating_key": row["rating_key"],
+            "state": row["state"],
+            "guids": guids.get(row["id"], []),
+            "files": files.get(row["id"], []),
+        }
+        for row in items
+    ]
+
+
+async def _async_find_items(call: ServiceCall) -> ServiceResponse:
+    catalog = _catalog(call.hass)
+    items = await catalog.call(
+        _find, call.data[ATTR_TITLE], call.data.get(ATTR_YEAR), call.data.get(ATTR_KIND)
+    )
+    return {"items": cast("Any", items), "truncated": len(items) >= FIND_LIMIT}
+
+
+async def _async_purge_deleted(call: ServiceCall) -> ServiceResponse:
+    catalog = _catalog(call.hass)
+    cutoff = int(dt_util.utcnow().timestamp()) - call.data[ATTR_OLDER_THAN_DAYS] * 86400
+    purged = await catalog.call(CatalogStore.purge_deleted, cutoff)
+    return {"purged": purged}
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register the Retrovue actions."""
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SYNC_LIBRARY,
+        _async_sync_library,
+        schema=SYNC_LIBRARY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_FIND_ITEMS,
+        _async_find_items,
+        schema=FIND_ITEMS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_PURGE_DELETED,
+        _async_purge_deleted,
+        schema=PURGE_DELETED_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )

@@ -1,0 +1,306 @@
+"""Setup, sync, sensors, availability, reauth, events and unload, through the emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+import sqlite3
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentryData
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.retrovue.const import (
+    CONF_LIBRARIES,
+    CONF_LOCAL_PREFIX,
+    CONF_PLEX_PREFIX,
+    DOMAIN,
+    EVENT_ITEMS_MISSING,
+    EVENT_LIBRARY_SYNCED,
+    EVENT_SYNC_PROGRESS,
+    EVENT_SYNC_STARTED,
+    SUBENTRY_PATH_MAPPING,
+)
+from custom_components.retrovue.shared import get_catalog
+from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator
+
+from .conftest import HA_TOKEN
+
+pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
+
+
+def _count(server: EmuServer, kind: str) -> int:
+    return sum(1 for item in server.items.values() if item.type == kind)
+
+
+def _entity_id(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
+    registry = er.async_get(hass)
+    unique_id = f"{entry.unique_id}_{key}"
+    entity_id = registry.async_get_entity_id("sensor", DOMAIN, unique_id)
+    assert entity_id, unique_id
+    return entity_id
+
+
+def _state(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> str:
+    state = hass.states.get(_entity_id(hass, entry, key))
+    assert state is not None
+    return state.state
+
+
+def _entry_state(entry: MockConfigEntry) -> ConfigEntryState:
+    """Read the state afresh (mypy would keep an earlier assert's narrowing)."""
+    state: ConfigEntryState = entry.state
+    return state
+
+
+async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
+    freezer.tick(timedelta(minutes=16))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_setup_syncs_and_sensors_show_the_catalog(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    entry = init_integration
+    assert entry.state is ConfigEntryState.LOADED
+    assert _state(hass, entry, "library_1_active") == str(_count(plex_server, "movie"))
+    assert _state(hass, entry, "library_2_active") == str(_count(plex_server, "episode"))
+    assert _state(hass, entry, "library_1_missing") == "0"
+    assert _state(hass, entry, "library_2_deleted") == "0"
+    assert _state(hass, entry, "library_1_remote_only") == "0"
+    assert _state(hass, entry, "sync_status") == "idle"
+    assert _state(hass, entry, "library_1_last_synced") not in ("unknown", STATE_UNAVAILABLE)
+    # Entity names come from translations with the library title.
+    state = hass.states.get(_entity_id(hass, entry, "library_1_active"))
+    assert state is not None
+    assert state.attributes["friendly_name"] == "Living Room Plex Movies active"
+    assert state.attributes["unit_of_measurement"] == "items"
+    # Noisy sensors are disabled by default.
+    registry = er.async_get(hass)
+    last_changed = registry.async_get(_entity_id(hass, entry, "library_1_last_changed"))
+    assert last_changed is not None
+    assert last_changed.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+
+
+async def test_removed_items_raise_the_missing_sensor(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    entry = init_integration
+    events: list[Event] = []
+    for name in (
+        EVENT_SYNC_STARTED,
+        EVENT_SYNC_PROGRESS,
+        EVENT_LIBRARY_SYNCED,
+        EVENT_ITEMS_MISSING,
+    ):
+        hass.bus.async_listen(name, events.append)
+    movies = [item for item in plex_server.items.values() if item.type == "movie"]
+    for movie in movies[:3]:
+        plex_server.remove_item(movie.rating_key)
+
+    await _tick(hass, freezer)
+
+    assert _state(hass, entry, "library_1_missing") == "3"
+    assert _state(hass, entry, "library_1_active") == str(len(movies) - 3)
+    names = [event.event_type for event in events]
+    assert EVENT_SYNC_STARTED in names
+    assert EVENT_SYNC_PROGRESS in names
+    assert names.count(EVENT_LIBRARY_SYNCED) == 2
+    missing = [event for event in events if event.event_type == EVENT_ITEMS_MISSING]
+    assert len(missing) == 1
+    assert missing[0].data["count"] == 3
+    assert sorted(missing[0].data["titles"]) == sorted(movie.title for movie in movies[:3])
+    assert all(HA_TOKEN not in str(event.data) for event in events)
+
+
+async def test_unreachable_server_makes_entities_unavailable_then_recovers(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry = init_integration
+    plex_server.faults.add(Fault(FaultKind.STATUS_500, endpoint=None, times=None))
+    plex_server.faults.add(Fault(FaultKind.STATUS_500, endpoint="root", times=None))
+
+    await _tick(hass, freezer)
+    assert _state(hass, entry, "library_1_active") == STATE_UNAVAILABLE
+    await _tick(hass, freezer)
+    assert _state(hass, entry, "library_1_active") == STATE_UNAVAILABLE
+    assert caplog.text.count("Cannot reach the Plex server") == 1  # logged once
+
+    plex_server.faults.clear()
+    await _tick(hass, freezer)
+    assert _state(hass, entry, "library_1_active") == str(_count(plex_server, "movie"))
+
+
+async def test_refused_token_during_sync_starts_reauth(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    plex_server.faults.add(Fault(FaultKind.STATUS_401, endpoint="section_all", times=None))
+
+    await _tick(hass, freezer)
+
+    flows = hass.config_entries.flow.async_progress()
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == init_integration.entry_id
+
+
+async def test_unload_and_reload_close_the_catalog(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    assert get_catalog(hass) is not None
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert _entry_state(init_integration) is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert _entry_state(init_integration) is ConfigEntryState.NOT_LOADED
+    assert get_catalog(hass) is None
+
+
+async def test_unreachable_at_setup_retries(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    plex_server.faults.add(Fault(FaultKind.STATUS_500, endpoint="root", times=None))
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_RETRY
+    assert get_catalog(hass) is None
+
+
+async def test_refused_token_at_setup_starts_reauth(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    plex_server.token = "rotated"
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress()
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_other_server_behind_the_url_is_an_error(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    plex_server.machine_identifier = "someone-else"
+    plex_server.invalidate()
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+
+
+async def test_catalog_that_cannot_be_opened_raises_a_repair(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    path = hass.config.path("retrovue", "catalog.db")
+    import os
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    mock_config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    assert mock_config_entry.state is ConfigEntryState.SETUP_ERROR
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, "catalog_unavailable")
+    assert issue is not None
+    assert issue.translation_key == "catalog_unavailable"
+
+
+async def test_wrong_mapping_raises_a_repair_and_fixing_it_clears_it(
+    hass: HomeAssistant,
+    plex: PlexEmulator,
+    plex_server: EmuServer,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=mock_config_entry.title,
+        unique_id=mock_config_entry.unique_id,
+        data=dict(mock_config_entry.data),
+        options=dict(mock_config_entry.options),
+        subentries_data=[
+            ConfigSubentryData(
+                subentry_type=SUBENTRY_PATH_MAPPING,
+                title="/nowhere → /mnt",
+                unique_id="/nowhere",
+                data={CONF_PLEX_PREFIX: "/nowhere", CONF_LOCAL_PREFIX: "/mnt"},
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    issue_id = f"mapping_probably_wrong_{entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert _state(hass, entry, "library_1_remote_only") == str(_count(plex_server, "movie"))
+
+    subentry = next(iter(entry.subentries.values()))
+    hass.config_entries.async_update_subentry(
+        entry, subentry, data={CONF_PLEX_PREFIX: "/data", CONF_LOCAL_PREFIX: "/mnt"}
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert _state(hass, entry, "library_1_remote_only") == "0"
+
+
+async def test_libraries_follow_the_options(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    entry = init_integration
+    hass.config_entries.async_update_entry(entry, options={**entry.options, CONF_LIBRARIES: ["2"]})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    registry = er.async_get(hass)
+    assert (
+        registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_library_1_active")
+        is None
+    )
+    assert _state(hass, entry, "library_2_active") != STATE_UNAVAILABLE
+
+
+async def test_a_vanished_library_loses_its_entities(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    entry = init_integration
+    del plex_server.sections["1"]
+    plex_server.invalidate()
+    await _tick(hass, freezer)
+    registry = er.async_get(hass)
+    assert (
+        registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_library_1_active")
+        is None
+    )
+    assert _state(hass, entry, "library_2_active") != STATE_UNAVAILABLE
+
+
+async def test_no_token_in_debug_logs_and_no_deprecation_report(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await _tick(hass, freezer)
+    assert "retrovue" in caplog.text
+    assert HA_TOKEN not in caplog.text
+    assert "Detected that custom integration" not in caplog.text
+    assert "Detected blocking call" not in caplog.text
