@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+import os
 import sqlite3
 
 from freezegun.api import FrozenDateTimeFactory
@@ -206,8 +207,6 @@ async def test_catalog_that_cannot_be_opened_raises_a_repair(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> None:
     path = hass.config.path("retrovue", "catalog.db")
-    import os
-
     os.makedirs(os.path.dirname(path), exist_ok=True)
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")

@@ -1,0 +1,221 @@
+"""Retrovue actions and diagnostics through a set-up integration and the emulator."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigSubentryData
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.retrovue.const import (
+    CONF_LOCAL_PREFIX,
+    CONF_PLEX_PREFIX,
+    DOMAIN,
+    SUBENTRY_PATH_MAPPING,
+)
+from custom_components.retrovue.engine.store import CatalogStore
+from custom_components.retrovue.shared import get_catalog
+from tests.emulator import EmuServer, Fault, FaultKind
+
+from .conftest import HA_TOKEN
+
+pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
+
+
+async def _call(hass: HomeAssistant, service: str, data: dict[str, object]) -> dict[str, object]:
+    response = await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True
+    )
+    assert response is not None
+    return dict(response)
+
+
+async def test_sync_library_returns_the_summary(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    movie = next(item for item in plex_server.items.values() if item.type == "movie")
+    plex_server.change_item(movie.rating_key, title="Renamed")
+
+    response = await _call(
+        hass, "sync_library", {"config_entry_id": init_integration.entry_id, "library": "movies"}
+    )
+
+    libraries = response["libraries"]
+    assert isinstance(libraries, list)
+    assert len(libraries) == 1
+    summary = libraries[0]
+    assert summary["library_title"] == "Movies"
+    assert summary["status"] == "ok"
+    assert summary["changed"] == 1
+    assert summary["deep"] is False
+    assert isinstance(summary["finished_at"], str)
+    assert "T" in summary["finished_at"]
+
+
+async def test_sync_library_deep_and_all_libraries(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    response = await _call(
+        hass, "sync_library", {"config_entry_id": init_integration.entry_id, "deep": True}
+    )
+    libraries = response["libraries"]
+    assert isinstance(libraries, list)
+    assert [(s["library_key"], s["deep"], s["changed"]) for s in libraries] == [
+        ("1", True, 0),
+        ("2", True, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"config_entry_id": "nope"}, "entry_not_found"),
+        ({"library": "Music"}, "unknown_library"),
+    ],
+)
+async def test_sync_library_validation_errors(
+    hass: HomeAssistant, init_integration: MockConfigEntry, data: dict[str, str], key: str
+) -> None:
+    payload = {"config_entry_id": init_integration.entry_id, **data}
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(DOMAIN, "sync_library", payload, blocking=True)
+    assert caught.value.translation_key == key
+    assert caught.value.translation_domain == DOMAIN
+
+
+async def test_sync_library_on_an_unloaded_entry(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    await hass.config_entries.async_unload(init_integration.entry_id)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "sync_library", {"config_entry_id": init_integration.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "entry_not_loaded"
+
+
+async def test_sync_library_failures_are_translated(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    plex_server.faults.add(Fault(FaultKind.STATUS_500, endpoint="root", times=None))
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "sync_library", {"config_entry_id": init_integration.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "cannot_connect"
+
+    plex_server.faults.clear()
+    plex_server.faults.add(Fault(FaultKind.STATUS_401, endpoint="section_all", times=None))
+    with pytest.raises(HomeAssistantError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "sync_library", {"config_entry_id": init_integration.entry_id}, blocking=True
+        )
+    assert caught.value.translation_key == "invalid_auth"
+    flows = hass.config_entries.flow.async_progress()
+    assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
+
+
+async def test_find_items_with_guids_state_and_local_path(
+    hass: HomeAssistant,
+    plex_server: EmuServer,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=mock_config_entry.title,
+        unique_id=mock_config_entry.unique_id,
+        data=dict(mock_config_entry.data),
+        options=dict(mock_config_entry.options),
+        subentries_data=[
+            ConfigSubentryData(
+                subentry_type=SUBENTRY_PATH_MAPPING,
+                title="/data/movies → /mnt/films",
+                unique_id="/data/movies",
+                data={CONF_PLEX_PREFIX: "/data/movies", CONF_LOCAL_PREFIX: "/mnt/films"},
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    movie = next(item for item in plex_server.items.values() if item.type == "movie")
+
+    response = await _call(hass, "find_items", {"title": movie.title[1:5], "kind": "movie"})
+
+    items = response["items"]
+    assert isinstance(items, list)
+    found = next(item for item in items if item["rating_key"] == str(movie.rating_key))
+    assert found["title"] == movie.title
+    assert found["state"] == "ACTIVE"
+    assert found["server"] == entry.title
+    plex_path = movie.media[0].parts[0].file
+    assert found["files"][0] == {
+        "plex_path": plex_path,
+        "local_path": "/mnt/films" + plex_path.removeprefix("/data/movies"),
+    }
+    assert found["guids"]
+    assert response["truncated"] is False
+
+    none = await _call(hass, "find_items", {"title": "no such title 100%_"})
+    assert none["items"] == []
+
+    year = await _call(hass, "find_items", {"title": movie.title, "year": 1801})
+    assert year["items"] == []
+
+
+async def test_find_items_without_a_catalog(hass: HomeAssistant) -> None:
+    await _setup_domain(hass)
+    with pytest.raises(ServiceValidationError) as caught:
+        await hass.services.async_call(
+            DOMAIN, "find_items", {"title": "x"}, blocking=True, return_response=True
+        )
+    assert caught.value.translation_key == "no_catalog"
+
+
+async def _setup_domain(hass: HomeAssistant) -> None:
+    assert await async_setup_component(hass, DOMAIN, {})
+
+
+async def test_purge_deleted(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    catalog = get_catalog(hass)
+    assert catalog is not None
+    response = await _call(hass, "purge_deleted", {"older_than_days": 0})
+    assert response == {"purged": 0}
+
+    def mark_deleted(store: CatalogStore) -> None:
+        with store.transaction() as conn:
+            conn.execute(
+                "UPDATE items SET state = 'DELETED', deleted_at = 1 WHERE kind = 'movie' "
+                "AND rating_key = (SELECT MIN(rating_key) FROM items WHERE kind = 'movie')"
+            )
+
+    await catalog.call(mark_deleted)
+    assert await _call(hass, "purge_deleted", {"older_than_days": 10}) == {"purged": 1}
+
+
+async def test_diagnostics_redact_the_token(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert HA_TOKEN not in str(diagnostics)
+    assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
+    catalog = diagnostics["catalog"]
+    assert catalog["schema_version"] == 2
+    counts = {row["section_key"]: row["active"] for row in catalog["libraries"]}
+    assert counts == {
+        "1": sum(1 for i in plex_server.items.values() if i.type == "movie"),
+        "2": sum(1 for i in plex_server.items.values() if i.type == "episode"),
+    }
+    assert [run["status"] for run in catalog["last_runs"]] == ["ok", "ok"]
+    assert diagnostics["server"]["machine_identifier"] == plex_server.machine_identifier
