@@ -439,3 +439,68 @@ async def test_catalog_survives_reopen(
         )
     finally:
         await catalog.close()
+
+
+async def test_failed_show_expansion_fails_the_run_and_converges(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    mid = emu_server.machine_identifier
+    show_rk = _shows(emu_server)[0]
+    doomed = _episode_of(emu_server, show_rk)
+    emu_server.remove_item(doomed)
+    emu_server.faults.add(Fault(FaultKind.STATUS_500, endpoint="all_leaves", times=None))
+
+    _, summaries = await sync_all(client, catalog)
+
+    assert summaries[1].status == "failed"
+    assert "could not be expanded" in (summaries[1].error or "")
+    assert (await states(catalog, mid))[str(doomed)] == "ACTIVE"
+    flagged = await rows(
+        catalog, "SELECT error_count, last_error FROM items WHERE rating_key = ?", str(show_rk)
+    )
+    assert flagged[0][0] == 1
+    assert "expansion failed" in flagged[0][1]
+
+    emu_server.faults.clear()
+    _, summaries = await sync_all(client, catalog)
+    assert summaries[1].status == "ok"
+    assert summaries[1].expanded_shows == 1
+    assert (await states(catalog, mid))[str(doomed)] == "MISSING"
+
+
+async def test_item_skipped_by_shifting_pages_is_not_marked_missing(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    server = await prepare_server(client, catalog)
+    movies = [i.rating_key for i in emu_server.items.values() if i.type == "movie"]
+    removed_early = movies[0]
+    emu_server.remove_item(removed_early)
+    listing_pages = 0
+
+    # Between the first and second page, a movie on an earlier page disappears: offsets shift
+    # and one movie would never be seen. The run must notice and not mark it missing.
+    def on_progress(event: SyncProgress) -> None:
+        nonlocal listing_pages
+        if event.event == "page_progress":
+            listing_pages += 1
+            if listing_pages == 1:
+                emu_server.remove_item(movies[1])
+
+    summary = await sync_library(client, catalog, server, "1", progress=on_progress)
+
+    # The movie skipped by the shift was confirmed by a detail request and stays ACTIVE;
+    # movies[1] was listed before it vanished, so only the next run may call it missing.
+    assert summary.status == "ok"
+    assert emulator.counters["metadata"] >= 1
+    found = await states(catalog, emu_server.machine_identifier)
+    assert {key for key, state in found.items() if state == "MISSING"} == {str(removed_early)}
+    assert {str(m) for m in movies[2:]} <= {k for k, v in found.items() if v == "ACTIVE"}
+
+    summary = await sync_library(client, catalog, server, "1")
+    found = await states(catalog, emu_server.machine_identifier)
+    assert {key for key, state in found.items() if state == "MISSING"} == {
+        str(removed_early),
+        str(movies[1]),
+    }

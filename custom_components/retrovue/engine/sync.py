@@ -37,6 +37,10 @@ DEFAULT_EXPAND_CONCURRENCY: Final = 4
 # Light runs re-list seasons and episodes updated within this margin below the newest stored
 # `updatedAt`: Plex may commit an item with an older `updatedAt` after a newer one.
 UPDATED_SINCE_MARGIN: Final = 86400
+# Items a complete listing did not return are confirmed by detail requests, this many per
+# request; beyond MAX_MISSING_CONFIRMATIONS (a library emptied on purpose) the listing decides.
+METADATA_BATCH: Final = 50
+MAX_MISSING_CONFIRMATIONS: Final = 2000
 # Per library run, this many bad items are logged as warnings; the rest at debug level.
 _WARN_LIMIT: Final = 20
 
@@ -590,6 +594,7 @@ class _LibraryRun:
                 await self._sync_shows()
             if self.incomplete:
                 raise _IncompleteError("; ".join(self.incomplete))
+            await self._confirm_missing()
             missing, deleted = await self.catalog.call(
                 _finalize,
                 self.ctx,
@@ -649,6 +654,34 @@ class _LibraryRun:
         self._emit("library_done")
 
     # --- listings ------------------------------------------------------------------------
+
+    async def _confirm_missing(self) -> None:
+        """Ask Plex directly about items the listing did not return before calling them missing.
+
+        A listing can skip an item when the library changes between two pages (offsets shift).
+        Items Plex still knows are applied like any listed item and count as seen.
+        """
+        candidates = await self.catalog.call(
+            CatalogStore.missing_candidates, self.ctx.library_id, self.seen, self.expanded
+        )
+        if not candidates:
+            return
+        if len(candidates) > MAX_MISSING_CONFIRMATIONS:
+            LOGGER.debug(
+                "%s: %d items not listed; too many to confirm one by one",
+                self.label,
+                len(candidates),
+            )
+            return
+        for start in range(0, len(candidates), METADATA_BATCH):
+            page = await self.client.metadata(candidates[start : start + METADATA_BATCH])
+            if page.items:
+                LOGGER.debug(
+                    "%s: %d items missing from the listing still exist",
+                    self.label,
+                    len(page.items),
+                )
+                await self._apply(page)
 
     async def _apply(self, page: Page) -> _PageResult:
         result = await self.catalog.call(_apply_page, self.ctx, page.items, page.problems)
@@ -820,9 +853,6 @@ class RefreshSummary:
         return asdict(self)
 
 
-_METADATA_BATCH: Final = 50
-
-
 async def refresh_items(
     client: PlexClient,
     catalog: Catalog,
@@ -853,8 +883,8 @@ async def refresh_items(
     error: str | None = None
     try:
         found: list[PlexItem] = []
-        for start in range(0, len(keys), _METADATA_BATCH):
-            page = await client.metadata(keys[start : start + _METADATA_BATCH])
+        for start in range(0, len(keys), METADATA_BATCH):
+            page = await client.metadata(keys[start : start + METADATA_BATCH])
             found.extend(page.items)
         seen = {item.rating_key for item in found}
         summary.not_found = [key for key in keys if key not in seen]

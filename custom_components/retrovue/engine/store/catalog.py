@@ -481,6 +481,43 @@ class CatalogStore:
             (library_id, *PRESENT_STATES),
         ).fetchall()
 
+    def _load_run_keys(self, seen_keys: Iterable[str], expanded_show_keys: Iterable[str]) -> None:
+        conn = self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (rk TEXT PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS expanded_keys (rk TEXT PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.seen_keys")
+        conn.execute("DELETE FROM temp.expanded_keys")
+        conn.executemany(
+            "INSERT OR IGNORE INTO temp.seen_keys VALUES (?)", ((k,) for k in seen_keys)
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO temp.expanded_keys VALUES (?)",
+            ((k,) for k in expanded_show_keys),
+        )
+
+    def missing_candidates(
+        self, library_id: int, seen_keys: Iterable[str], expanded_show_keys: Iterable[str]
+    ) -> list[str]:
+        """Return present items a finished run did not see (what finalize would mark).
+
+        Movies and shows count; seasons and episodes only under shows whose children were
+        listed completely.
+        """
+        self._load_run_keys(seen_keys, expanded_show_keys)
+        rows = self.conn.execute(
+            f"""
+            SELECT rating_key FROM items
+            WHERE library_id = ? AND state IN ({_in(len(PRESENT_STATES))})
+              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
+              AND (kind IN ('movie', 'show') OR show_key IN (SELECT rk FROM temp.expanded_keys))
+            ORDER BY id
+            """,
+            (library_id, *PRESENT_STATES),
+        ).fetchall()
+        self.conn.execute("DELETE FROM temp.seen_keys")
+        self.conn.execute("DELETE FROM temp.expanded_keys")
+        return [row[0] for row in rows]
+
     def finalize_library(
         self,
         library_id: int,
@@ -497,17 +534,7 @@ class CatalogStore:
         gone. Call this only after a listing that completed fully.
         """
         conn = self.conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (rk TEXT PRIMARY KEY)")
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS expanded_keys (rk TEXT PRIMARY KEY)")
-        conn.execute("DELETE FROM temp.seen_keys")
-        conn.execute("DELETE FROM temp.expanded_keys")
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.seen_keys VALUES (?)", ((k,) for k in seen_keys)
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.expanded_keys VALUES (?)",
-            ((k,) for k in expanded_show_keys),
-        )
+        self._load_run_keys(seen_keys, expanded_show_keys)
         present = _in(len(PRESENT_STATES))
         missing = conn.execute(
             f"""
