@@ -26,6 +26,8 @@ from custom_components.retrovue.const import (
     EVENT_SYNC_STARTED,
     SUBENTRY_PATH_MAPPING,
 )
+from custom_components.retrovue.engine.plex.models import ServerIdentity
+from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.shared import get_catalog
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator
 
@@ -303,3 +305,25 @@ async def test_no_token_in_debug_logs_and_no_deprecation_report(
     assert HA_TOKEN not in caplog.text
     assert "Detected that custom integration" not in caplog.text
     assert "Detected blocking call" not in caplog.text
+
+
+async def test_removing_an_entry_deletes_only_its_rows(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    catalog = get_catalog(hass)
+    assert catalog is not None
+    other = await catalog.call(CatalogStore.upsert_server, ServerIdentity("other-server"), None, 1)
+
+    assert await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+
+    reopened = await Catalog.open(hass.config.path("retrovue", "catalog.db"))
+    try:
+        servers = await reopened.call(
+            CatalogStore.query, "SELECT id, machine_identifier FROM servers"
+        )
+        items = await reopened.call(CatalogStore.query, "SELECT COUNT(*) FROM items")
+    finally:
+        await reopened.close()
+    assert [tuple(row) for row in servers] == [(other, "other-server")]
+    assert items[0][0] == 0

@@ -9,6 +9,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
 from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
+from .engine.store import CatalogStore
 from .services import async_setup_services
 from .shared import async_acquire_catalog, async_release_catalog
 
@@ -47,6 +48,17 @@ async def async_unload_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) ->
     if unloaded:
         await async_release_catalog(hass, entry.entry_id)
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> None:
+    """Forget a removed server: delete its rows (and only its rows) from the catalog."""
+    if entry.unique_id is None:
+        return
+    catalog = await async_acquire_catalog(hass, entry.entry_id)
+    try:
+        await catalog.call(CatalogStore.remove_server, entry.unique_id)
+    finally:
+        await async_release_catalog(hass, entry.entry_id)
 
 
 async def _async_reload(hass: HomeAssistant, entry: RetrovueConfigEntry) -> None:
