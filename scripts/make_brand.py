@@ -111,7 +111,7 @@ def draw_icon(size: int) -> Image.Image:
 
 def _font(height: float) -> ImageFont.FreeTypeFont:
     font = ImageFont.load_default(size=max(1, round(height)))
-    if not isinstance(font, ImageFont.FreeTypeFont):  # pragma: no cover - Pillow without FreeType
+    if not isinstance(font, ImageFont.FreeTypeFont):  # Pillow built without FreeType
         raise SystemExit("Pillow needs FreeType support to draw the logo's text")
     return font
 
