@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
+from ipaddress import ip_address
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -29,6 +31,7 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .const import (
@@ -122,6 +125,30 @@ async def _async_connect(
         LOGGER.exception("Unexpected exception")
         raise _ConnectError("unknown") from err
     return identity, sections
+
+
+def discovered_url(discovery_info: ZeroconfServiceInfo) -> str:
+    """Return the plain-HTTP URL of an announced server (IPv6 hosts in brackets)."""
+    host = discovery_info.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{discovery_info.port or 32400}"
+
+
+def _follows_discovery(url: str) -> bool:
+    """Return whether a configured URL may follow the address Plex announces.
+
+    Only plain `http://<IP>` URLs do: a host name or an https address (e.g. plex.direct) was
+    chosen on purpose and is never rewritten.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    try:
+        ip_address(parts.hostname)
+    except ValueError:
+        return False
+    return True
 
 
 def _form_errors(error: str, fields: Container[str]) -> dict[str, str]:
@@ -219,6 +246,53 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             suggested = {key: user_input[key] for key in (CONF_URL, CONF_VERIFY_SSL)}
             schema = self.add_suggested_values_to_schema(schema, suggested)
         return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
+        """Handle a Plex Media Server announced on the network."""
+        url = discovered_url(discovery_info)
+        client = PlexClient(async_get_clientsession(self.hass), url, "", retries=FLOW_RETRIES)
+        try:
+            identity = await client.identity()
+        except PlexError:
+            return self.async_abort(reason="cannot_connect")
+        await self.async_set_unique_id(identity.machine_identifier)
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, identity.machine_identifier
+        )
+        if entry is not None and _follows_discovery(entry.data[CONF_URL]):
+            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+        self._abort_if_unique_id_configured()
+        self._data = {CONF_URL: url, CONF_VERIFY_SSL: True}
+        self._title = discovery_info.hostname.removesuffix(".").removesuffix(".local") or url
+        self.context["title_placeholders"] = {"name": self._title}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the token of a discovered server."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**self._data, CONF_TOKEN: user_input[CONF_TOKEN].strip()}
+            try:
+                identity, sections = await _async_connect(self.hass, data)
+            except _ConnectError as err:
+                errors = _form_errors(err.error, user_input)
+            else:
+                await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                if not sections:
+                    return self.async_abort(reason="no_libraries")
+                self._data = data
+                self._sections = sections
+                self._title = identity.friendly_name or self._title
+                return await self.async_step_libraries()
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
+            errors=errors,
+            description_placeholders={"name": self._title, "url": self._data[CONF_URL]},
+        )
 
     async def async_step_libraries(
         self, user_input: dict[str, Any] | None = None
