@@ -169,6 +169,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         self.activity = SyncActivity()
         self._library_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._synced_once = False
+        self._mirrored_mappings: list[PathMapping] | None = None
 
     # --- options -----------------------------------------------------------------------------
 
@@ -227,9 +228,10 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 translation_key="wrong_server",
                 translation_placeholders={"server": self.config_entry.title},
             )
-        await self.catalog.call(
-            CatalogStore.set_path_mappings, server.server_id, self._path_mappings()
-        )
+        mappings = self._path_mappings()
+        if mappings != self._mirrored_mappings:
+            await self.catalog.call(CatalogStore.set_path_mappings, server.server_id, mappings)
+            self._mirrored_mappings = mappings
         self.server = server
         return server
 

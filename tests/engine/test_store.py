@@ -220,3 +220,23 @@ async def test_refresh_items_uses_the_same_upsert(
     # The next light sync finds nothing left to do for that show.
     _, summaries = await sync_all(client, catalog)
     assert summaries[1].expanded_shows == 0
+
+
+async def test_steady_prepare_and_sync_write_nothing(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+
+    def changes(store: CatalogStore) -> int:
+        return store.conn.total_changes
+
+    before = await catalog.call(changes)
+    first = await prepare_server(client, catalog)
+    assert await catalog.call(changes) == before
+    # A new server name is recorded; the id stays.
+    emu_server.friendly_name = "Renamed Plex"
+    emu_server.invalidate()
+    second = await prepare_server(client, catalog)
+    assert second.server_id == first.server_id
+    names = await rows(catalog, "SELECT name FROM servers")
+    assert names == [("Renamed Plex",)]

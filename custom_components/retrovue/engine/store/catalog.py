@@ -181,6 +181,9 @@ class CatalogStore:
                     version = COALESCE(excluded.version, version),
                     url = COALESCE(excluded.url, url),
                     updated_at = excluded.updated_at
+                WHERE COALESCE(excluded.name, name) IS NOT name
+                   OR COALESCE(excluded.version, version) IS NOT version
+                   OR COALESCE(excluded.url, url) IS NOT url
                 RETURNING id
                 """,
                 (
@@ -191,6 +194,11 @@ class CatalogStore:
                     now,
                     now,
                 ),
+            ).fetchone()
+        if row is None:  # known and unchanged: nothing was written
+            row = self.conn.execute(
+                "SELECT id FROM servers WHERE machine_identifier = ?",
+                (identity.machine_identifier,),
             ).fetchone()
         return int(row[0])
 
@@ -227,6 +235,11 @@ class CatalogStore:
                         agent = excluded.agent, locations = excluded.locations,
                         plex_updated_at = excluded.plex_updated_at,
                         plex_scanned_at = excluded.plex_scanned_at, present = 1
+                    WHERE uuid IS NOT excluded.uuid OR type IS NOT excluded.type
+                       OR title IS NOT excluded.title OR agent IS NOT excluded.agent
+                       OR locations IS NOT excluded.locations
+                       OR plex_updated_at IS NOT excluded.plex_updated_at
+                       OR plex_scanned_at IS NOT excluded.plex_scanned_at OR present = 0
                     """,
                     (
                         server_id,
@@ -242,7 +255,7 @@ class CatalogStore:
                     ),
                 )
             conn.execute(
-                f"UPDATE libraries SET present = 0 WHERE server_id = ? "
+                f"UPDATE libraries SET present = 0 WHERE server_id = ? AND present = 1 "
                 f"AND section_key NOT IN ({_in(len(keys))})",
                 (server_id, *keys),
             )
