@@ -1,0 +1,1 @@
+"""Developer scripts (importable for the end-to-end test)."""

@@ -1,0 +1,1 @@
+"""End-to-end test: a real Home Assistant process configured through its own HTTP API."""

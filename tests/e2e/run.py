@@ -1,0 +1,310 @@
+"""Run Retrovue in a real `hass` process against the emulator, through HA's REST API.
+
+Steps: start the emulator and Home Assistant on free ports, complete onboarding, add the
+server through the config-flow API, wait for the first sync, check sensor states, call
+`retrovue.sync_library` with a response, remove items and see the missing sensor rise, stop
+Home Assistant, and fail on any error or traceback from the integration in its log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import contextlib
+import os
+from pathlib import Path
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Any
+
+import aiohttp
+
+from scripts.dev_config import prepare
+from tests.emulator import EmuServer, PlexEmulator, generate_server
+
+TOKEN = "e2e-plex-token"
+CLIENT_ID = "http://127.0.0.1/"
+START_TIMEOUT = 180.0
+SYNC_TIMEOUT = 120.0
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?P<level>[A-Z]+) ")
+
+
+class E2EError(AssertionError):
+    """A step of the end-to-end test failed."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log(message: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201
+
+
+async def _until[T](what: str, probe: Callable[[], Awaitable[T | None]], limit: float) -> T:
+    deadline = time.monotonic() + limit
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if (value := await probe()) is not None:
+                return value
+        except (aiohttp.ClientError, OSError, KeyError) as err:
+            last = err
+        await asyncio.sleep(1)
+    raise E2EError(f"timed out waiting for {what}" + (f" (last error: {last!r})" if last else ""))
+
+
+class HomeAssistantAPI:
+    """A small client for Home Assistant's REST API."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+        self.token: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def get(self, path: str) -> Any:
+        """GET a path and return its JSON."""
+        async with self.session.get(self.base + path, headers=self._headers()) as resp:
+            if resp.status != 200:
+                raise E2EError(f"GET {path}: HTTP {resp.status}: {await resp.text()}")
+            return await resp.json()
+
+    async def post(self, path: str, payload: Any = None) -> Any:
+        """POST JSON to a path and return the JSON answer."""
+        async with self.session.post(
+            self.base + path, json=payload if payload is not None else {}, headers=self._headers()
+        ) as resp:
+            if resp.status not in (200, 201):
+                raise E2EError(f"POST {path}: HTTP {resp.status}: {await resp.text()}")
+            return await resp.json()
+
+    async def onboard(self) -> None:
+        """Create the owner, get a token, and finish the remaining onboarding steps."""
+        user = await self.post(
+            "/api/onboarding/users",
+            {
+                "client_id": CLIENT_ID,
+                "name": "E2E Owner",
+                "username": "e2e",
+                "password": "e2e-password-1234",
+                "language": "en",
+            },
+        )
+        async with self.session.post(
+            self.base + "/auth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": user["auth_code"],
+                "client_id": CLIENT_ID,
+            },
+        ) as resp:
+            if resp.status != 200:
+                raise E2EError(f"/auth/token: HTTP {resp.status}: {await resp.text()}")
+            self.token = (await resp.json())["access_token"]
+        await self.post("/api/onboarding/core_config")
+        await self.post("/api/onboarding/analytics")
+        await self.post(
+            "/api/onboarding/integration", {"client_id": CLIENT_ID, "redirect_uri": CLIENT_ID}
+        )
+
+    async def states(self) -> dict[str, dict[str, Any]]:
+        """Return every state by entity id."""
+        return {state["entity_id"]: state for state in await self.get("/api/states")}
+
+
+def _sensor(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next(
+        (
+            state
+            for entity_id, state in states.items()
+            if entity_id.startswith("sensor.")
+            and state["attributes"].get("friendly_name", "").endswith(name)
+        ),
+        None,
+    )
+
+
+def integration_problems(log_text: str) -> list[str]:
+    """Return log records at ERROR or above, or with a traceback, that involve Retrovue."""
+    records: list[list[str]] = []
+    for line in log_text.splitlines():
+        if _RECORD.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    problems = []
+    for record in records:
+        text = "\n".join(record)
+        match = _RECORD.match(record[0])
+        serious = (match is not None and match["level"] in ("ERROR", "CRITICAL")) or (
+            "Traceback (most recent call last)" in text
+        )
+        if serious and "retrovue" in text.lower():
+            problems.append(text)
+    return problems
+
+
+async def _run(workdir: Path) -> list[str]:
+    passed: list[str] = []
+    plex_server: EmuServer = generate_server(
+        seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex"
+    )
+    movies = sum(1 for item in plex_server.items.values() if item.type == "movie")
+    episodes = sum(1 for item in plex_server.items.values() if item.type == "episode")
+    ha_port = _free_port()
+    config_dir = prepare(workdir / "config", ha_port)
+    base = f"http://127.0.0.1:{ha_port}"
+
+    async with PlexEmulator(plex_server, port=_free_port()) as plex:
+        _log(f"emulator on {plex.url}; starting Home Assistant on {base}")
+        hass = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "homeassistant",
+            "--config",
+            str(config_dir),
+            "--skip-pip",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = HomeAssistantAPI(session, base)
+
+                async def onboarding_ready() -> bool | None:
+                    steps = await api.get("/api/onboarding")
+                    return True if isinstance(steps, list) else None
+
+                await _until("Home Assistant's HTTP API", onboarding_ready, START_TIMEOUT)
+                await api.onboard()
+                passed.append("onboarding through the REST API")
+                _log(passed[-1])
+
+                flow = await api.post(
+                    "/api/config/config_entries/flow",
+                    {"handler": "retrovue", "show_advanced_options": False},
+                )
+                if flow.get("step_id") != "user":
+                    raise E2EError(f"config flow did not start at the user step: {flow}")
+                flow = await api.post(
+                    f"/api/config/config_entries/flow/{flow['flow_id']}",
+                    {"url": plex.url, "token": TOKEN, "verify_ssl": True},
+                )
+                if flow.get("step_id") != "libraries":
+                    raise E2EError(f"server step failed: {flow}")
+                flow = await api.post(
+                    f"/api/config/config_entries/flow/{flow['flow_id']}",
+                    {"libraries": ["1", "2"]},
+                )
+                if flow.get("type") != "create_entry":
+                    raise E2EError(f"libraries step failed: {flow}")
+                entry_id = flow["result"]["entry_id"]
+                passed.append("config flow through /api/config/config_entries/flow")
+                _log(passed[-1])
+
+                async def synced() -> dict[str, dict[str, Any]] | None:
+                    states = await api.states()
+                    movie = _sensor(states, "Movies active")
+                    tv = _sensor(states, "TV Shows active")
+                    if (
+                        movie
+                        and tv
+                        and movie["state"] == str(movies)
+                        and tv["state"] == str(episodes)
+                    ):
+                        return states
+                    return None
+
+                await _until("the first sync to fill the sensors", synced, SYNC_TIMEOUT)
+                passed.append(f"sensors show {movies} movies and {episodes} episodes")
+                _log(passed[-1])
+
+                answer = await api.post(
+                    "/api/services/retrovue/sync_library?return_response",
+                    {"config_entry_id": entry_id},
+                )
+                summaries = answer["service_response"]["libraries"]
+                if [s["status"] for s in summaries] != ["ok", "ok"] or any(
+                    s["changed"] for s in summaries
+                ):
+                    raise E2EError(f"unexpected sync summaries: {summaries}")
+                passed.append("retrovue.sync_library returned ok summaries with no changes")
+                _log(passed[-1])
+
+                gone = [i.rating_key for i in plex_server.items.values() if i.type == "movie"][:3]
+                for rating_key in gone:
+                    plex_server.remove_item(rating_key)
+                answer = await api.post(
+                    "/api/services/retrovue/sync_library?return_response",
+                    {"config_entry_id": entry_id, "library": "Movies"},
+                )
+                if answer["service_response"]["libraries"][0]["missing_promoted"] != len(gone):
+                    raise E2EError(f"removed movies were not marked missing: {answer}")
+
+                async def missing_risen() -> bool | None:
+                    state = _sensor(await api.states(), "Movies missing")
+                    return True if state and state["state"] == str(len(gone)) else None
+
+                await _until("the missing sensor to rise", missing_risen, SYNC_TIMEOUT)
+                passed.append(f"removing {len(gone)} movies raised the missing sensor")
+                _log(passed[-1])
+
+                await api.post("/api/services/homeassistant/stop")
+            code = await asyncio.wait_for(hass.wait(), timeout=90)
+            if code != 0:
+                raise E2EError(f"Home Assistant exited with {code}")
+            passed.append("Home Assistant stopped cleanly")
+            _log(passed[-1])
+        finally:
+            if hass.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(hass.pid, signal.SIGTERM)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hass.wait(), timeout=30)
+                if hass.returncode is None:
+                    os.killpg(hass.pid, signal.SIGKILL)
+                    await hass.wait()
+
+    log_file = config_dir / "home-assistant.log"
+    problems = integration_problems(log_file.read_text(encoding="utf-8", errors="replace"))
+    if problems:
+        raise E2EError("the integration logged errors:\n" + "\n---\n".join(problems))
+    passed.append("no error or traceback from the integration in home-assistant.log")
+    _log(passed[-1])
+    return passed
+
+
+def main() -> int:
+    """Run the end-to-end test; print a closing line; return the exit code."""
+    workdir = Path(tempfile.mkdtemp(prefix="retrovue-e2e-"))
+    keep = os.environ.get("E2E_KEEP") == "1"
+    try:
+        passed = asyncio.run(_run(workdir))
+    except E2EError as err:
+        _log(f"FAILED: {err}")
+        log_file = workdir / "config" / "home-assistant.log"
+        if log_file.exists():
+            _log(f"home-assistant.log kept at {log_file}")
+            keep = True
+        print("e2e: 0 passed, 1 failed")  # noqa: T201
+        return 1
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"e2e: {len(passed)} passed, 0 failed")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
