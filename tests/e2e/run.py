@@ -9,8 +9,9 @@ Home Assistant, and fail on any error or traceback from the integration in its l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
+from dataclasses import dataclass
 import os
 from pathlib import Path
 import re
@@ -68,6 +69,7 @@ class HomeAssistantAPI:
         self.session = session
         self.base = base
         self.token: str | None = None
+        self.tokens: dict[str, Any] = {}
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -110,7 +112,8 @@ class HomeAssistantAPI:
         ) as resp:
             if resp.status != 200:
                 raise E2EError(f"/auth/token: HTTP {resp.status}: {await resp.text()}")
-            self.token = (await resp.json())["access_token"]
+            self.tokens = {**await resp.json(), "client_id": CLIENT_ID}
+            self.token = self.tokens["access_token"]
         await self.post("/api/onboarding/core_config")
         await self.post("/api/onboarding/analytics")
         await self.post(
@@ -154,11 +157,23 @@ def integration_problems(log_text: str) -> list[str]:
     return problems
 
 
-async def _run(workdir: Path) -> list[str]:
+@dataclass
+class Stack:
+    """A running Home Assistant with Retrovue set up against the emulator."""
+
+    api: HomeAssistantAPI
+    plex: PlexEmulator
+    plex_server: EmuServer
+    entry_id: str
+    base: str
+    config_dir: Path
+    passed: list[str]
+
+
+@contextlib.asynccontextmanager
+async def running_stack(workdir: Path, plex_server: EmuServer) -> AsyncIterator[Stack]:
+    """Start the emulator and hass, onboard, add the server, wait for the first sync."""
     passed: list[str] = []
-    plex_server: EmuServer = generate_server(
-        seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex"
-    )
     movies = sum(1 for item in plex_server.items.values() if item.type == "movie")
     episodes = sum(1 for item in plex_server.items.values() if item.type == "episode")
     ha_port = _free_port()
@@ -199,7 +214,7 @@ async def _run(workdir: Path) -> list[str]:
                     raise E2EError(f"config flow did not start at the user step: {flow}")
                 flow = await api.post(
                     f"/api/config/config_entries/flow/{flow['flow_id']}",
-                    {"url": plex.url, "token": TOKEN, "verify_ssl": True},
+                    {"url": plex.url, "token": plex_server.token, "verify_ssl": True},
                 )
                 if flow.get("step_id") != "libraries":
                     raise E2EError(f"server step failed: {flow}")
@@ -213,7 +228,7 @@ async def _run(workdir: Path) -> list[str]:
                 passed.append("config flow through /api/config/config_entries/flow")
                 _log(passed[-1])
 
-                async def synced() -> dict[str, dict[str, Any]] | None:
+                async def synced() -> bool | None:
                     states = await api.states()
                     movie = _sensor(states, "Movies active")
                     tv = _sensor(states, "TV Shows active")
@@ -223,42 +238,14 @@ async def _run(workdir: Path) -> list[str]:
                         and movie["state"] == str(movies)
                         and tv["state"] == str(episodes)
                     ):
-                        return states
+                        return True
                     return None
 
                 await _until("the first sync to fill the sensors", synced, SYNC_TIMEOUT)
                 passed.append(f"sensors show {movies} movies and {episodes} episodes")
                 _log(passed[-1])
 
-                answer = await api.post(
-                    "/api/services/retrovue/sync_library?return_response",
-                    {"config_entry_id": entry_id},
-                )
-                summaries = answer["service_response"]["libraries"]
-                if [s["status"] for s in summaries] != ["ok", "ok"] or any(
-                    s["changed"] for s in summaries
-                ):
-                    raise E2EError(f"unexpected sync summaries: {summaries}")
-                passed.append("retrovue.sync_library returned ok summaries with no changes")
-                _log(passed[-1])
-
-                gone = [i.rating_key for i in plex_server.items.values() if i.type == "movie"][:3]
-                for rating_key in gone:
-                    plex_server.remove_item(rating_key)
-                answer = await api.post(
-                    "/api/services/retrovue/sync_library?return_response",
-                    {"config_entry_id": entry_id, "library": "Movies"},
-                )
-                if answer["service_response"]["libraries"][0]["missing_promoted"] != len(gone):
-                    raise E2EError(f"removed movies were not marked missing: {answer}")
-
-                async def missing_risen() -> bool | None:
-                    state = _sensor(await api.states(), "Movies missing")
-                    return True if state and state["state"] == str(len(gone)) else None
-
-                await _until("the missing sensor to rise", missing_risen, SYNC_TIMEOUT)
-                passed.append(f"removing {len(gone)} movies raised the missing sensor")
-                _log(passed[-1])
+                yield Stack(api, plex, plex_server, entry_id, base, config_dir, passed)
 
                 await api.post("/api/services/homeassistant/stop")
             code = await asyncio.wait_for(hass.wait(), timeout=90)
@@ -276,7 +263,40 @@ async def _run(workdir: Path) -> list[str]:
                     os.killpg(hass.pid, signal.SIGKILL)
                     await hass.wait()
 
-    log_file = config_dir / "home-assistant.log"
+
+async def _run(workdir: Path) -> list[str]:
+    plex_server = generate_server(seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex")
+    async with running_stack(workdir, plex_server) as stack:
+        api, passed = stack.api, stack.passed
+        answer = await api.post(
+            "/api/services/retrovue/sync_library?return_response",
+            {"config_entry_id": stack.entry_id},
+        )
+        summaries = answer["service_response"]["libraries"]
+        if [s["status"] for s in summaries] != ["ok", "ok"] or any(s["changed"] for s in summaries):
+            raise E2EError(f"unexpected sync summaries: {summaries}")
+        passed.append("retrovue.sync_library returned ok summaries with no changes")
+        _log(passed[-1])
+
+        gone = [i.rating_key for i in plex_server.items.values() if i.type == "movie"][:3]
+        for rating_key in gone:
+            plex_server.remove_item(rating_key)
+        answer = await api.post(
+            "/api/services/retrovue/sync_library?return_response",
+            {"config_entry_id": stack.entry_id, "library": "Movies"},
+        )
+        if answer["service_response"]["libraries"][0]["missing_promoted"] != len(gone):
+            raise E2EError(f"removed movies were not marked missing: {answer}")
+
+        async def missing_risen() -> bool | None:
+            state = _sensor(await api.states(), "Movies missing")
+            return True if state and state["state"] == str(len(gone)) else None
+
+        await _until("the missing sensor to rise", missing_risen, SYNC_TIMEOUT)
+        passed.append(f"removing {len(gone)} movies raised the missing sensor")
+        _log(passed[-1])
+
+    log_file = stack.config_dir / "home-assistant.log"
     problems = integration_problems(log_file.read_text(encoding="utf-8", errors="replace"))
     if problems:
         raise E2EError("the integration logged errors:\n" + "\n---\n".join(problems))
