@@ -28,7 +28,7 @@ go2rtc:
 """
 
 
-def prepare(config_dir: Path, port: int) -> Path:
+def prepare(config_dir: Path, port: int, extra_yaml: str = "") -> Path:
     """Create the config dir, link the integration in, and write configuration.yaml."""
     config_dir.mkdir(parents=True, exist_ok=True)
     components = config_dir / "custom_components"
@@ -41,7 +41,7 @@ def prepare(config_dir: Path, port: int) -> Path:
     else:
         link.symlink_to(target, target_is_directory=True)
     (config_dir / "configuration.yaml").write_text(
-        CONFIGURATION.format(port=port), encoding="utf-8"
+        CONFIGURATION.format(port=port) + extra_yaml, encoding="utf-8"
     )
     return config_dir
 

@@ -171,13 +171,20 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(workdir: Path, plex_server: EmuServer) -> AsyncIterator[Stack]:
+async def running_stack(
+    workdir: Path,
+    plex_server: EmuServer,
+    *,
+    extra_yaml: str = "",
+    before_flow: Callable[[HomeAssistantAPI], Awaitable[None]] | None = None,
+    sync_timeout: float = SYNC_TIMEOUT,
+) -> AsyncIterator[Stack]:
     """Start the emulator and hass, onboard, add the server, wait for the first sync."""
     passed: list[str] = []
     movies = sum(1 for item in plex_server.items.values() if item.type == "movie")
     episodes = sum(1 for item in plex_server.items.values() if item.type == "episode")
     ha_port = _free_port()
-    config_dir = prepare(workdir / "config", ha_port)
+    config_dir = prepare(workdir / "config", ha_port, extra_yaml)
     base = f"http://127.0.0.1:{ha_port}"
 
     async with PlexEmulator(plex_server, port=_free_port()) as plex:
@@ -192,6 +199,8 @@ async def running_stack(workdir: Path, plex_server: EmuServer) -> AsyncIterator[
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,
+            # Not the repository: its `custom_components` package would shadow the config's.
+            cwd=config_dir,
         )
         try:
             async with aiohttp.ClientSession() as session:
@@ -206,6 +215,8 @@ async def running_stack(workdir: Path, plex_server: EmuServer) -> AsyncIterator[
                 passed.append("onboarding through the REST API")
                 _log(passed[-1])
 
+                if before_flow is not None:
+                    await before_flow(api)
                 flow = await api.post(
                     "/api/config/config_entries/flow",
                     {"handler": "retrovue", "show_advanced_options": False},
@@ -241,7 +252,7 @@ async def running_stack(workdir: Path, plex_server: EmuServer) -> AsyncIterator[
                         return True
                     return None
 
-                await _until("the first sync to fill the sensors", synced, SYNC_TIMEOUT)
+                await _until("the first sync to fill the sensors", synced, sync_timeout)
                 passed.append(f"sensors show {movies} movies and {episodes} episodes")
                 _log(passed[-1])
 
