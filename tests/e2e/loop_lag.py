@@ -36,6 +36,8 @@ PROBE_CODE = '''\
 """Record how late a 10 ms sleep on Home Assistant's event loop wakes up."""
 
 import asyncio
+import gc
+import time
 
 from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse
 
@@ -44,7 +46,20 @@ INTERVAL = 0.01
 
 
 async def async_setup(hass: HomeAssistant, config: dict) -> bool:
-    stats = {"max_ms": 0.0, "samples": 0, "over_10ms": 0, "over_25ms": 0, "over_50ms": 0}
+    stats = {"max_ms": 0.0, "samples": 0, "over_10ms": 0, "over_25ms": 0, "over_50ms": 0,
+             "gc_max_ms": [0.0, 0.0, 0.0], "gc_count": [0, 0, 0]}
+    started = {}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started["t"] = time.perf_counter()
+        elif "t" in started:
+            gen = info["generation"]
+            took = (time.perf_counter() - started.pop("t")) * 1000
+            stats["gc_count"][gen] += 1
+            stats["gc_max_ms"][gen] = max(stats["gc_max_ms"][gen], took)
+
+    gc.callbacks.append(on_gc)
 
     async def probe() -> None:
         loop = asyncio.get_running_loop()
@@ -60,7 +75,7 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
 
     async def reset(call: ServiceCall) -> None:
         for key in stats:
-            stats[key] = 0 if key != "max_ms" else 0.0
+            stats[key] = [0.0, 0.0, 0.0] if key == "gc_max_ms" else [0, 0, 0] if key == "gc_count" else 0
 
     async def report(call: ServiceCall) -> dict:
         return dict(stats)

@@ -120,6 +120,19 @@ def container_entries(container: Node) -> list[Any]:
     return entries
 
 
+def _take_entries(container: dict[str, Any]) -> list[Any]:
+    """Move the item entries out of a container, so each can be freed once converted."""
+    entries: list[Any] = []
+    for tag in _ITEM_TAGS:
+        found = container.pop(tag, None)
+        if isinstance(found, list):
+            entries.extend(found)
+            found.clear()
+        elif isinstance(found, dict):
+            entries.append(found)
+    return entries
+
+
 # --- scalar coercion -------------------------------------------------------------------------
 
 
@@ -346,13 +359,28 @@ def _is_pseudo(entry: Any) -> bool:
 
 
 def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) -> Page:
-    """Return the items of a listing or detail container as a page."""
+    """Return the items of a listing or detail container as a page.
+
+    A dict container is consumed: its entries are freed one by one as they are converted,
+    which keeps the number of live objects flat while a large page is parsed (fewer objects
+    survive into the garbage collector's old generation, whose full passes stall the loop).
+    """
     section_key = _str(container.get("librarySectionID"))[0]
-    entries = [entry for entry in container_entries(container) if not _is_pseudo(entry)]
+    if isinstance(container, dict):
+        entries = _take_entries(container)
+    else:
+        entries = container_entries(container)
+    entries.reverse()
+    received = 0
     items: list[PlexItem] = []
     problems: list[ItemProblem] = []
-    for entry in entries:
+    while entries:
+        entry = entries.pop()
+        if _is_pseudo(entry):
+            continue
+        received += 1
         parsed = parse_item(entry, kinds=kinds, section_key=section_key)
+        del entry
         if isinstance(parsed, ItemProblem):
             problems.append(parsed)
         else:
@@ -361,6 +389,6 @@ def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) 
         items=tuple(items),
         problems=tuple(problems),
         offset=offset,
-        received=len(entries),
+        received=received,
         total_size=container_int(container, "totalSize"),
     )
