@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from unittest.mock import AsyncMock, patch
 
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -16,12 +17,15 @@ import custom_components.retrovue  # noqa: F401
 from custom_components.retrovue.const import (
     CONF_DEEP_SYNC_INTERVAL,
     CONF_LIBRARIES,
+    CONF_LOCAL_PREFIX,
+    CONF_PLEX_PREFIX,
     CONF_RETENTION_DAYS,
     CONF_SCAN_INTERVAL,
     CONF_TOKEN,
     CONF_URL,
     CONF_VERIFY_SSL,
     DOMAIN,
+    SUBENTRY_PATH_MAPPING,
 )
 from tests.emulator import EmuServer, PlexEmulator, generate_server
 
@@ -102,3 +106,24 @@ async def init_integration(
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)
     return mock_config_entry
+
+
+def entry_with_mapping(
+    entry: MockConfigEntry, plex_prefix: str, local_prefix: str
+) -> MockConfigEntry:
+    """Return a copy of a config entry that has one path-mapping subentry."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=entry.title,
+        unique_id=entry.unique_id,
+        data=dict(entry.data),
+        options=dict(entry.options),
+        subentries_data=[
+            ConfigSubentryData(
+                subentry_type=SUBENTRY_PATH_MAPPING,
+                title=f"{plex_prefix} → {local_prefix}",
+                unique_id=plex_prefix,
+                data={CONF_PLEX_PREFIX: plex_prefix, CONF_LOCAL_PREFIX: local_prefix},
+            )
+        ],
+    )

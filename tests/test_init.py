@@ -8,7 +8,7 @@ import os
 import sqlite3
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
@@ -24,14 +24,13 @@ from custom_components.retrovue.const import (
     EVENT_LIBRARY_SYNCED,
     EVENT_SYNC_PROGRESS,
     EVENT_SYNC_STARTED,
-    SUBENTRY_PATH_MAPPING,
 )
 from custom_components.retrovue.engine.plex.models import ServerIdentity
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.shared import get_catalog
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator
 
-from .conftest import HA_TOKEN
+from .conftest import HA_TOKEN, entry_with_mapping
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
 
@@ -227,21 +226,7 @@ async def test_wrong_mapping_raises_a_repair_and_fixing_it_clears_it(
     plex_server: EmuServer,
     mock_config_entry: MockConfigEntry,
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=[
-            ConfigSubentryData(
-                subentry_type=SUBENTRY_PATH_MAPPING,
-                title="/nowhere → /mnt",
-                unique_id="/nowhere",
-                data={CONF_PLEX_PREFIX: "/nowhere", CONF_LOCAL_PREFIX: "/mnt"},
-            )
-        ],
-    )
+    entry = entry_with_mapping(mock_config_entry, "/nowhere", "/mnt")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)

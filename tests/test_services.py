@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigSubentryData
+from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.setup import async_setup_component
@@ -14,16 +14,13 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.retrovue.const import (
-    CONF_LOCAL_PREFIX,
-    CONF_PLEX_PREFIX,
     DOMAIN,
-    SUBENTRY_PATH_MAPPING,
 )
 from custom_components.retrovue.engine.store import CatalogStore
 from custom_components.retrovue.shared import get_catalog
 from tests.emulator import EmuServer, Fault, FaultKind
 
-from .conftest import HA_TOKEN
+from .conftest import HA_TOKEN, entry_with_mapping
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
 
@@ -126,21 +123,7 @@ async def test_find_items_with_guids_state_and_local_path(
     plex_server: EmuServer,
     mock_config_entry: MockConfigEntry,
 ) -> None:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options=dict(mock_config_entry.options),
-        subentries_data=[
-            ConfigSubentryData(
-                subentry_type=SUBENTRY_PATH_MAPPING,
-                title="/data/movies → /mnt/films",
-                unique_id="/data/movies",
-                data={CONF_PLEX_PREFIX: "/data/movies", CONF_LOCAL_PREFIX: "/mnt/films"},
-            )
-        ],
-    )
+    entry = entry_with_mapping(mock_config_entry, "/data/movies", "/mnt/films")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done(wait_background_tasks=True)

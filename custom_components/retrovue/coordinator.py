@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 import time
@@ -40,7 +42,7 @@ from .const import (
     SUBENTRY_PATH_MAPPING,
 )
 from .engine.paths import PathMapping
-from .engine.plex import PlexAuthError, PlexClient, PlexConnectionError, PlexError
+from .engine.plex import PlexAuthError, PlexClient, PlexError
 from .engine.store import Catalog, CatalogStore
 from .engine.sync import ServerContext, SyncProgress, SyncSummary, prepare_server, sync_library
 
@@ -207,9 +209,11 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
 
     # --- syncing -----------------------------------------------------------------------------
 
-    async def _async_prepare(self) -> ServerContext:
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        """Turn the engine's refused-token and unreachable errors into Home Assistant's."""
         try:
-            server = await prepare_server(self.client, self.catalog)
+            yield
         except PlexAuthError as err:
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,
@@ -222,6 +226,10 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 translation_key="cannot_connect",
                 translation_placeholders={"server": self.config_entry.title, "error": str(err)},
             ) from err
+
+    async def _async_prepare(self) -> ServerContext:
+        with self._translated_errors():
+            server = await prepare_server(self.client, self.catalog)
         if server.machine_identifier != self.machine_identifier:
             raise ConfigEntryError(
                 translation_domain=DOMAIN,
@@ -254,39 +262,28 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         now = time.time()
         summaries: list[SyncSummary] = []
         try:
-            for key in keys:
-                stored = rows.get(key)
-                last_deep = stored.last_deep_sync_at if stored else None
-                # A library's first sync walks everything anyway: record it as the deep one.
-                run_deep = last_deep is None or (
-                    deep
-                    if deep is not None
-                    else deep_hours > 0 and now - last_deep >= deep_hours * 3600
-                )
-                async with self._library_locks[key]:
-                    summary = await sync_library(
-                        self.client,
-                        self.catalog,
-                        server,
-                        key,
-                        deep=run_deep,
-                        retention_days=retention,
-                        progress=self._on_progress,
+            with self._translated_errors():
+                for key in keys:
+                    stored = rows.get(key)
+                    last_deep = stored.last_deep_sync_at if stored else None
+                    # A library's first sync walks everything anyway: record it as the deep one.
+                    run_deep = last_deep is None or (
+                        deep
+                        if deep is not None
+                        else deep_hours > 0 and now - last_deep >= deep_hours * 3600
                     )
-                summaries.append(summary)
-                await self._after_library(summary)
-        except PlexAuthError as err:
-            raise ConfigEntryAuthFailed(
-                translation_domain=DOMAIN,
-                translation_key="invalid_auth",
-                translation_placeholders={"server": self.config_entry.title},
-            ) from err
-        except PlexConnectionError as err:
-            raise UpdateFailed(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"server": self.config_entry.title, "error": str(err)},
-            ) from err
+                    async with self._library_locks[key]:
+                        summary = await sync_library(
+                            self.client,
+                            self.catalog,
+                            server,
+                            key,
+                            deep=run_deep,
+                            retention_days=retention,
+                            progress=self._on_progress,
+                        )
+                    summaries.append(summary)
+                    await self._after_library(summary)
         finally:
             self.activity = SyncActivity()
             self.async_update_listeners()
