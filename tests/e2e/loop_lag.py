@@ -73,9 +73,11 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
                 if lag > limit:
                     stats[f"over_{limit}ms"] += 1
 
+    fresh = dict(stats)
+
     async def reset(call: ServiceCall) -> None:
-        for key in stats:
-            stats[key] = [0.0, 0.0, 0.0] if key == "gc_max_ms" else [0, 0, 0] if key == "gc_count" else 0
+        for key, value in fresh.items():
+            stats[key] = list(value) if isinstance(value, list) else value
 
     async def report(call: ServiceCall) -> dict:
         return dict(stats)
