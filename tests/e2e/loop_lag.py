@@ -73,7 +73,7 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
                 if lag > limit:
                     stats[f"over_{limit}ms"] += 1
 
-    fresh = dict(stats)
+    fresh = {key: list(value) if isinstance(value, list) else value for key, value in stats.items()}
 
     async def reset(call: ServiceCall) -> None:
         for key, value in fresh.items():
