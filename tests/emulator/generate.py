@@ -106,9 +106,15 @@ class _Generator:
     """Fill an EmuServer from a seeded random source."""
 
     def __init__(
-        self, server: EmuServer, rng: random.Random, legacy_share: float, unicode: bool
+        self,
+        server: EmuServer,
+        rng: random.Random,
+        legacy_share: float,
+        unicode: bool,
+        timestamp_step: int | None = None,
     ) -> None:
         self.server = server
+        self.timestamp_step = timestamp_step
         self.rng = rng
         self._random = rng.random
         self.legacy_share = legacy_share
@@ -140,8 +146,8 @@ class _Generator:
 
     def tick(self) -> int:
         """Advance the generation clock so addedAt mostly grows with ratingKey."""
-        span = EPOCH_END - EPOCH_START
-        self.clock = min(self.clock + self.randint(0, span // 4000 + 1), EPOCH_END - 86400)
+        step = self.timestamp_step or (EPOCH_END - EPOCH_START) // 4000 + 1
+        self.clock = min(self.clock + self.randint(0, step), EPOCH_END - 86400)
         return self.clock
 
     def date(self, year: int) -> str:
@@ -450,8 +456,14 @@ def generate_server(
     legacy_agent_share: float = 0.3,
     unicode: bool = True,
     version: str = DEFAULT_VERSION,
+    timestamp_step: int | None = None,
 ) -> EmuServer:
-    """Build a server with a movie section "1" and a show section "2", the same for a seed."""
+    """Build a server with a movie section "1" and a show section "2", the same for a seed.
+
+    `addedAt` grows with ratingKey by a random step of up to `timestamp_step` seconds (default
+    about 16 hours); past ~8,000 items the default reaches the end of the generated epoch, so
+    large libraries should pass a smaller step to spread their timestamps over the years.
+    """
     rng = random.Random(seed)
     server = EmuServer(
         machine_identifier=machine_identifier or f"{rng.getrandbits(160):040x}",
@@ -476,7 +488,7 @@ def generate_server(
         uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         created_at=EPOCH_START,
     )
-    gen = _Generator(server, rng, legacy_agent_share, unicode)
+    gen = _Generator(server, rng, legacy_agent_share, unicode, timestamp_step)
 
     fixed: list[tuple[str, int]] = list(_SPECIAL_MOVIES)
     if unicode:
