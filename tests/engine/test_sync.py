@@ -504,3 +504,27 @@ async def test_item_skipped_by_shifting_pages_is_not_marked_missing(
         str(removed_early),
         str(movies[1]),
     }
+
+
+async def test_balanced_change_in_a_show_is_healed_by_a_light_sync(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    mid = emu_server.machine_identifier
+    show_rk = _shows(emu_server)[1]
+    show = emu_server.item(show_rk)
+    before = (show.updated_at, emu_server.leaf_count(show))
+    removed = _episode_of(emu_server, show_rk)
+    emu_server.remove_item(removed)
+    added = emu_server.add_episodes(show_rk, 1)
+    # Plex's view of the show did not change: same updatedAt, same leafCount.
+    assert (show.updated_at, emu_server.leaf_count(show)) == before
+    emulator.counters.clear()
+
+    _, summaries = await sync_all(client, catalog)
+
+    found = await states(catalog, mid)
+    assert found[str(added[0].rating_key)] == "ACTIVE"
+    assert found[str(removed)] == "MISSING"
+    assert summaries[1].expanded_shows == 1
+    assert await stored_items(catalog, mid) == expected_items(emu_server)

@@ -35,8 +35,12 @@ LOGGER = logging.getLogger(__name__)
 DEFAULT_RETENTION_DAYS: Final = 30
 DEFAULT_EXPAND_CONCURRENCY: Final = 4
 # Light runs re-list seasons and episodes updated within this margin below the newest stored
-# `updatedAt`: Plex may commit an item with an older `updatedAt` after a newer one.
-UPDATED_SINCE_MARGIN: Final = 86400
+# `updatedAt`: Plex may commit an item with an older `updatedAt` after a newer one (stragglers
+# older than that are left to the deep sync). Kept short so that a bulk metadata refresh is
+# re-listed once, not on every run.
+UPDATED_SINCE_MARGIN: Final = 600
+# Choosing how to expand shows: one request costs about as much as handling this many items.
+REQUEST_COST_ITEMS: Final = 20
 # Items a complete listing did not return are confirmed by detail requests, this many per
 # request; beyond MAX_MISSING_CONFIRMATIONS (a library emptied on purpose) the listing decides.
 METADATA_BATCH: Final = 50
@@ -421,6 +425,28 @@ def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
         store.set_states(changes, ctx.now, ctx.run_id)
 
 
+def _drifted_shows(store: CatalogStore, library_id: int) -> dict[str, tuple[int, int]]:
+    """Return hydrated shows whose present episodes differ in number from their leafCount."""
+    rows = store.query(
+        f"""
+        SELECT s.rating_key, s.child_count, s.leaf_count FROM items AS s
+        LEFT JOIN (
+            SELECT show_key, COUNT(*) AS episodes FROM items
+            WHERE library_id = ? AND kind = 'episode' AND state IN ({_PRESENT_MARKS})
+            GROUP BY show_key
+        ) AS c ON c.show_key = s.rating_key
+        WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
+          AND s.state IN ({_PRESENT_MARKS})
+          AND COALESCE(c.episodes, 0) != COALESCE(s.leaf_count, 0)
+        """,
+        (library_id, *PRESENT_STATES, library_id, *PRESENT_STATES),
+    )
+    return {str(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
+
+
+_PRESENT_MARKS: Final = ",".join("?" * len(PRESENT_STATES))
+
+
 @dataclass(frozen=True, slots=True)
 class _RunSetup:
     library_id: int
@@ -746,14 +772,31 @@ class _LibraryRun:
             episodes += result.show_counts[1]
         if not self.deep and self.watermark is not None:
             await self._recently_updated()
+            # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
+            # (an episode added and another removed leave the count, and often updatedAt,
+            # unchanged) is expanded too.
+            for show_key, counts in (
+                await self.catalog.call(_drifted_shows, self.ctx.library_id)
+            ).items():
+                expand.setdefault(show_key, counts)
         if not expand:
             return
         page = self.client.page_size
+        # Cost in items handled, a request counting as REQUEST_COST_ITEMS: per show, only the
+        # expanded shows' children; section-wide, every season and episode of the library.
         per_show = sum(
-            math.ceil(max(child, 1) / page) + math.ceil(max(leaf, 1) / page)
+            child
+            + leaf
+            + REQUEST_COST_ITEMS
+            * (math.ceil(max(child, 1) / page) + math.ceil(max(leaf, 1) / page))
             for child, leaf in expand.values()
         )
-        section_wide = math.ceil(max(seasons, 1) / page) + math.ceil(max(episodes, 1) / page)
+        section_wide = (
+            seasons
+            + episodes
+            + REQUEST_COST_ITEMS
+            * (math.ceil(max(seasons, 1) / page) + math.ceil(max(episodes, 1) / page))
+        )
         self.summary.expanded_shows = len(expand)
         if self.summary.total is not None:
             self.summary.total += sum(child + leaf for child, leaf in expand.values())
