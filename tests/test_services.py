@@ -16,7 +16,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.retrovue.const import (
     DOMAIN,
 )
-from custom_components.retrovue.engine.store import CatalogStore
+from custom_components.retrovue.engine.store import SCHEMA_VERSION, CatalogStore
 from custom_components.retrovue.shared import get_catalog
 from tests.emulator import EmuServer, Fault, FaultKind
 
@@ -194,7 +194,7 @@ async def test_diagnostics_redact_the_token(
     assert HA_TOKEN not in str(diagnostics)
     assert diagnostics["entry"]["data"]["token"] == "**REDACTED**"
     catalog = diagnostics["catalog"]
-    assert catalog["schema_version"] == 2
+    assert catalog["schema_version"] == SCHEMA_VERSION == 3
     counts = {row["section_key"]: row["active"] for row in catalog["libraries"]}
     assert counts == {
         "1": sum(1 for i in plex_server.items.values() if i.type == "movie"),

@@ -56,6 +56,11 @@ def test_upgrade_from_version_1_keeps_data(tmp_path: Path) -> None:
         assert store.server_id("abc") == server_id
         columns = {row[1] for row in store.conn.execute("PRAGMA table_info(items)")}
         assert "changed_run_id" in columns
+        indexes = {
+            r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+        assert "items_title" not in indexes  # dropped by version 3
+        assert "items_changed_run" in indexes  # added by version 2
         views = {
             r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='view'")
         }

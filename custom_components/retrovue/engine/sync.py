@@ -15,7 +15,8 @@ parts) finds it. Movie files are compared on every run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+import contextlib
 from dataclasses import asdict, dataclass, field
 import hashlib
 import logging
@@ -125,9 +126,11 @@ type ProgressCallback = Callable[[SyncProgress], None]
 # --- rows and digests --------------------------------------------------------------------------
 
 
-def _digest(values: Iterable[Any]) -> str:
-    text = "\x1f".join("" if value is None else str(value) for value in values)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+def _digest(values: tuple[Any, ...]) -> str:
+    # repr() of a tuple of str, int and None is stable across runs and computed in C.
+    return hashlib.blake2b(
+        repr(values).encode("utf-8", "surrogatepass"), digest_size=16
+    ).hexdigest()
 
 
 @dataclass(slots=True)
@@ -138,7 +141,13 @@ class _Row:
     state: str
     watch: tuple[int | None, int | None, int | None, int | None]
     parts: list[tuple[Any, ...]]
-    guids: list[tuple[str, str, str]]
+
+    def guid_rows(self) -> list[tuple[str, str, str]]:
+        """Return the normalized GUIDs to store (parsed only for rows that are written)."""
+        return [
+            (ext.uri, ext.provider, ext.value)
+            for ext in parse_guids(self.item.guid, self.item.guids)
+        ]
 
 
 def _show_key(item: PlexItem) -> str | None:
@@ -174,7 +183,6 @@ def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMa
             )
             for part_index, part in enumerate(media.parts)
         )
-    guids = [(ext.uri, ext.provider, ext.value) for ext in parse_guids(item.guid, item.guids)]
     values = (
         server_id,
         library_id,
@@ -197,18 +205,12 @@ def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMa
         item.child_count,
         item.leaf_count,
     )
-    # Content digest: everything stored except watch state, state and the catalog's own ids.
-    digest = _digest(
-        (
-            *values[2:],
-            len(parts),
-            *(value for part in parts for value in part),
-            *(uri for uri, _, _ in guids),
-        )
-    )
+    # Content digest: everything stored except watch state, state and the catalog's own ids
+    # (the GUID list as Plex sends it: what is stored is derived from it).
+    digest = _digest((values[2:], item.guids, parts))
     state = _state(item, parts, mapper)
     watch = (item.view_count, item.last_viewed_at, item.view_offset, item.viewed_leaf_count)
-    return _Row(item, (*values, *watch, state, digest), digest, state, watch, parts, guids)
+    return _Row(item, (*values, *watch, state, digest), digest, state, watch, parts)
 
 
 def _state(item: PlexItem, parts: Sequence[tuple[Any, ...]], mapper: PathMapper) -> str:
@@ -305,21 +307,22 @@ def _apply_page(
                 _consider_show(ctx, item, old, row, result, dehydrate)
 
         ids = store.insert_items([row.values for row in inserts], ctx.now, ctx.run_id)
-        written = [(ids[row.item.rating_key], row) for row in inserts]
+        written = [(item_id, row) for item_id, row in zip(ids, inserts, strict=True)]
         if updates:
             store.update_items(
                 [(item_id, row.values) for item_id, row in updates], ctx.now, ctx.run_id
             )
             written.extend(updates)
         if written:
-            item_ids = [item_id for item_id, _ in written]
+            # Parts and GUIDs of updated items are replaced; new items have none to remove.
+            replaced = [item_id for item_id, _ in updates]
             store.replace_parts(
-                item_ids,
+                replaced,
                 [(item_id, ctx.server_id, *part) for item_id, row in written for part in row.parts],
             )
             store.replace_guids(
-                item_ids,
-                [(item_id, *guid) for item_id, row in written for guid in row.guids],
+                replaced,
+                [(item_id, *guid) for item_id, row in written for guid in row.guid_rows()],
             )
         if states:
             store.set_states(states, ctx.now, ctx.run_id)
@@ -469,6 +472,28 @@ def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _R
     )
 
 
+async def read_ahead[T](source: AsyncIterable[T]) -> AsyncIterator[T]:
+    """Iterate `source` while already fetching its next element.
+
+    A listing's next page is requested and decoded while the caller stores the current one on
+    the catalog thread (SQLite releases the GIL), so fetching and storing overlap.
+    """
+    iterator = aiter(source)
+    pending: asyncio.Future[T | None] = asyncio.ensure_future(anext(iterator, None))
+    try:
+        while (element := await pending) is not None:
+            pending = asyncio.ensure_future(anext(iterator, None))
+            yield element
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 async def fetch_show_pages(client: PlexClient, show_key: str) -> list[Page]:
     """Return every page of a show's seasons and episodes; raise if either listing was cut."""
     pages: list[Page] = []
@@ -588,7 +613,7 @@ class _LibraryRun:
         self.watermark = setup.watermark
         mapper = PathMapper(setup.mappings)
         mappings_digest = _digest(
-            f"{mapping.plex_prefix}\x1e{mapping.local_prefix}" for mapping in mapper.mappings
+            tuple((mapping.plex_prefix, mapping.local_prefix) for mapping in mapper.mappings)
         )
         run_id = await self.catalog.call(
             CatalogStore.start_run, self.server.server_id, library_id, self.deep, now
@@ -741,7 +766,7 @@ class _LibraryRun:
         """Apply every page of a listing, then check the listing really was complete."""
         results: list[_PageResult] = []
         keys: set[str] = set()
-        async for page in listing:
+        async for page in read_ahead(listing):
             if top_level and self.summary.total is None:
                 self.summary.total = page.total_size
             result = await self._apply(page)

@@ -389,22 +389,29 @@ class CatalogStore:
                 )
         return found
 
-    def insert_items(self, rows: Sequence[Sequence[Any]], now: int, run_id: int) -> dict[str, int]:
-        """Insert new items (tuples in `_ITEM_COLUMNS` order); return rating key → id."""
+    def insert_items(self, rows: Sequence[Sequence[Any]], now: int, run_id: int) -> list[int]:
+        """Insert new items (tuples in `_ITEM_COLUMNS` order); return their ids in order.
+
+        Call inside `transaction()`: ids are handed out from the current maximum, which is
+        safe because the transaction holds the only write lock.
+        """
         if not rows:
-            return {}
+            return []
+        first = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
+        ids = list(range(first, first + len(rows)))
         columns = ", ".join(_ITEM_COLUMNS)
         self.conn.executemany(
             f"""
-            INSERT INTO items ({columns}, first_seen_at, last_seen_at, last_scan_at,
+            INSERT INTO items (id, {columns}, first_seen_at, last_seen_at, last_scan_at,
                                changed_run_id)
-            VALUES ({_in(len(_ITEM_COLUMNS))}, ?, ?, ?, ?)
+            VALUES (?, {_in(len(_ITEM_COLUMNS))}, ?, ?, ?, ?)
             """,
-            [(*row, now, now, now, run_id) for row in rows],
+            [
+                (item_id, *row, now, now, now, run_id)
+                for item_id, row in zip(ids, rows, strict=True)
+            ],
         )
-        server_id = rows[0][0]
-        keys = [row[2] for row in rows]
-        return {key: stored.id for key, stored in self.lookup(server_id, keys).items()}
+        return ids
 
     def update_items(
         self, rows: Sequence[tuple[int, Sequence[Any]]], now: int, run_id: int
@@ -448,7 +455,7 @@ class CatalogStore:
         )
 
     def replace_parts(self, item_ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
-        """Replace the parts of some items (rows in `_PART_COLUMNS` order)."""
+        """Remove the parts of `item_ids`, then insert `rows` (in `_PART_COLUMNS` order)."""
         self.conn.executemany("DELETE FROM parts WHERE item_id = ?", [(i,) for i in item_ids])
         self.conn.executemany(
             f"INSERT INTO parts ({', '.join(_PART_COLUMNS)}) VALUES ({_in(len(_PART_COLUMNS))})",
@@ -458,7 +465,7 @@ class CatalogStore:
     def replace_guids(
         self, item_ids: Sequence[int], rows: Sequence[tuple[int, str, str, str]]
     ) -> None:
-        """Replace the GUIDs of some items: (item_id, uri, provider, value)."""
+        """Remove the GUIDs of `item_ids`, then insert `rows`: (item_id, uri, provider, value)."""
         self.conn.executemany("DELETE FROM guids WHERE item_id = ?", [(i,) for i in item_ids])
         self.conn.executemany(
             "INSERT OR IGNORE INTO guids (item_id, uri, provider, value) VALUES (?, ?, ?, ?)",

@@ -161,6 +161,14 @@ ALTER TABLE items ADD COLUMN changed_run_id INTEGER;
 CREATE INDEX items_changed_run ON items (changed_run_id);
 """
 
+# --- version 3: drop an index no query can use ------------------------------------------------
+
+# Title searches are substring matches (LIKE '%…%'), which never use a title index; keeping it
+# only slowed every insert.
+_V3: Final = """
+DROP INDEX IF EXISTS items_title;
+"""
+
 # --- views (recreated on every open, so they always match the code) -------------------------
 
 # The longest Plex prefix of the server wins; matching is separator-aware. Windows and UNC Plex
@@ -270,6 +278,7 @@ def _statements(sql: str) -> list[str]:
 MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _script(_V1),
     _script(_V2),
+    _script(_V3),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
