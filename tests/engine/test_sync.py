@@ -159,10 +159,11 @@ async def test_added_episodes_expand_only_their_show(
     )
 
 
-async def test_replaced_episode_file_needs_a_deep_sync(
+async def test_replaced_files_are_found_by_full_listings(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog
 ) -> None:
-    await sync_all(client, catalog)
+    clock = Clock()
+    await sync_all(client, catalog, clock=clock)
     episode_rk = _episode_of(emu_server, _shows(emu_server)[0])
     movie_rk = next(i.rating_key for i in emu_server.items.values() if i.type == "movie")
     new_episode_part = emu_server.replace_file(episode_rk)
@@ -171,27 +172,51 @@ async def test_replaced_episode_file_needs_a_deep_sync(
         "SELECT p.part_id, p.plex_path FROM parts p JOIN items i ON i.id = p.item_id "
         "WHERE i.rating_key = ? AND p.media_index = 0 AND p.part_index = 0"
     )
+    movie_now = [(str(new_movie_part.id), new_movie_part.file)]
+    episode_now = [(str(new_episode_part.id), new_episode_part.file)]
 
-    _, light = await sync_all(client, catalog)
+    # A light run soon after a full listing lists only what Plex updated: neither file.
+    clock.now += 60
+    _, light = await sync_all(client, catalog, clock=clock)
     assert [s.status for s in light] == ["ok", "ok"]
-    assert light[0].changed == 1
-    # Movie listings carry parts: a light run sees the movie's new file.
-    assert await rows(catalog, query, str(movie_rk)) == [
-        (str(new_movie_part.id), new_movie_part.file)
-    ]
-    # The documented light-pass limit: nothing in the show listing changed.
-    assert await rows(catalog, query, str(episode_rk)) != [
-        (str(new_episode_part.id), new_episode_part.file)
-    ]
+    assert await rows(catalog, query, str(movie_rk)) != movie_now
 
-    _, deep = await sync_all(client, catalog, deep=True)
+    # The periodic full movie listing carries parts: it sees the movie's new file.
+    clock.now += 7 * 3600
+    _, full = await sync_all(client, catalog, clock=clock)
+    assert full[0].changed == 1
+    assert await rows(catalog, query, str(movie_rk)) == movie_now
+    # The documented light-pass limit: nothing in the show listing changed.
+    assert await rows(catalog, query, str(episode_rk)) != episode_now
+
+    clock.now += 60
+    _, deep = await sync_all(client, catalog, clock=clock, deep=True)
     assert deep[1].status == "ok"
-    assert await rows(catalog, query, str(episode_rk)) == [
-        (str(new_episode_part.id), new_episode_part.file)
-    ]
+    assert await rows(catalog, query, str(episode_rk)) == episode_now
     # A deep run rewrites only what changed.
     assert deep[1].changed == 1
     assert deep[0].changed == 0
+
+
+async def test_light_movie_run_lists_only_updates_and_checks_the_count(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    added = emu_server.add_movie("1", "A Brand New Film", 2026)
+    emulator.reset_log()
+
+    server = await prepare_server(client, catalog)
+    summary = await sync_library(client, catalog, server, "1")
+
+    assert summary.status == "ok"
+    assert summary.changed == 1
+    assert (await states(catalog, emu_server.machine_identifier))[str(added.rating_key)] == (
+        "ACTIVE"
+    )
+    movie_pages = [r for r in emulator.requests if r.endpoint == "section_all"]
+    assert all("updatedAt>>" in r.query for r in movie_pages[:-1])
+    assert movie_pages[-1].query.get("X-Plex-Container-Size") == "0"  # the count
+    assert summary.processed < sum(1 for i in emu_server.items.values() if i.type == "movie")
 
 
 async def test_missing_then_deleted_then_back(
@@ -488,7 +513,7 @@ async def test_item_skipped_by_shifting_pages_is_not_marked_missing(
             if listing_pages == 1:
                 emu_server.remove_item(movies[1])
 
-    summary = await sync_library(client, catalog, server, "1", progress=on_progress)
+    summary = await sync_library(client, catalog, server, "1", deep=True, progress=on_progress)
 
     # The movie skipped by the shift was confirmed by a detail request and stays ACTIVE;
     # movies[1] was listed before it vanished, so only the next run may call it missing.

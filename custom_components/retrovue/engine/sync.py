@@ -40,6 +40,9 @@ DEFAULT_EXPAND_CONCURRENCY: Final = 4
 # older than that are left to the deep sync). Kept short so that a bulk metadata refresh is
 # re-listed once, not on every run.
 UPDATED_SINCE_MARGIN: Final = 600
+# Light runs of a movie library list only what Plex updated, verified by counts; a full
+# listing runs at least this often (seconds) to catch files replaced without an update.
+FULL_LISTING_MAX_AGE: Final = 6 * 3600
 # Choosing how to expand shows: one request costs about as much as handling this many items.
 REQUEST_COST_ITEMS: Final = 20
 # Items a complete listing did not return are confirmed by detail requests, this many per
@@ -397,15 +400,29 @@ def _finalize(
     retention_seconds: int,
     mappings_digest: str,
     remap: bool,
+    full_listing: bool,
 ) -> tuple[int, int]:
     with store.transaction():
         if remap:
             _restate_library(store, ctx)
+        # A run verified by counts instead of a full listing saw only what changed: it may
+        # promote DELETED items but never mark anything MISSING.
         missing, deleted = store.finalize_library(
-            ctx.library_id, seen, expanded, ctx.now, retention_seconds, ctx.run_id
+            ctx.library_id,
+            seen,
+            expanded,
+            ctx.now,
+            retention_seconds,
+            ctx.run_id,
+            mark_missing=full_listing,
         )
         store.mark_library_synced(
-            ctx.library_id, ctx.now, complete=True, deep=ctx.deep, mappings_digest=mappings_digest
+            ctx.library_id,
+            ctx.now,
+            complete=True,
+            deep=ctx.deep,
+            mappings_digest=mappings_digest,
+            full_listing=full_listing,
         )
     return missing, deleted
 
@@ -456,6 +473,8 @@ class _RunSetup:
     mappings_digest: str | None
     mappings: list[PathMapping]
     watermark: int | None
+    movie_watermark: int | None
+    last_full_listing_at: int | None
 
 
 def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _RunSetup:
@@ -468,7 +487,9 @@ def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _R
         library_id=library.id,
         mappings_digest=library.mappings_digest,
         mappings=store.path_mappings(server_id),
-        watermark=store.child_watermark(library.id),
+        watermark=store.watermark(library.id, ("season", "episode")),
+        movie_watermark=store.watermark(library.id, ("movie",)),
+        last_full_listing_at=library.last_full_listing_at,
     )
 
 
@@ -595,6 +616,8 @@ class _LibraryRun:
         self.incomplete: list[str] = []
         self.logged_problems = 0
         self.watermark: int | None = None
+        self.full_listing = True
+        self.setup: _RunSetup
         self.summary: SyncSummary
         self.ctx: _ApplyContext
 
@@ -609,6 +632,7 @@ class _LibraryRun:
     async def run(self) -> SyncSummary:
         now = int(self.clock())
         setup = await self.catalog.call(_load_run_setup, self.server.server_id, self.section.key)
+        self.setup = setup
         library_id = setup.library_id
         self.watermark = setup.watermark
         mapper = PathMapper(setup.mappings)
@@ -645,7 +669,8 @@ class _LibraryRun:
                 await self._sync_shows()
             if self.incomplete:
                 raise _IncompleteError("; ".join(self.incomplete))
-            await self._confirm_missing()
+            if self.full_listing:
+                await self._confirm_missing()
             missing, deleted = await self.catalog.call(
                 _finalize,
                 self.ctx,
@@ -654,6 +679,7 @@ class _LibraryRun:
                 self.retention_seconds,
                 mappings_digest,
                 mappings_digest != setup.mappings_digest,
+                self.full_listing,
             )
             self.summary.missing_promoted = missing
             self.summary.deleted_promoted = deleted
@@ -783,6 +809,37 @@ class _LibraryRun:
         return results
 
     async def _sync_movies(self) -> None:
+        """List the movies Plex updated since the last run, or all of them when needed.
+
+        The short way holds only while Plex's movie count equals the catalog's; otherwise, on
+        deep runs, and at least every FULL_LISTING_MAX_AGE (which catches files replaced
+        without an `updatedAt` change), every movie is listed.
+        """
+        setup = self.setup
+        recent = (
+            setup.last_full_listing_at is not None
+            and self.ctx.now - setup.last_full_listing_at < FULL_LISTING_MAX_AGE
+        )
+        if not self.deep and recent and setup.movie_watermark is not None:
+            since = {"updatedAt>>": str(max(setup.movie_watermark - UPDATED_SINCE_MARGIN, 0))}
+            listing = self.client.section_items(self.section.key, PlexType.MOVIE, filters=since)
+            async for page in read_ahead(listing):
+                await self._apply(page)
+            if listing.stats.complete and not self.incomplete:
+                on_server = await self.client.count(self.section.key, PlexType.MOVIE)
+                stored = await self.catalog.call(
+                    CatalogStore.present_count, self.ctx.library_id, "movie"
+                )
+                if on_server is not None and on_server == stored:
+                    self.full_listing = False
+                    self.summary.total = self.summary.processed
+                    return
+                LOGGER.debug(
+                    "%s: %s movies on the server, %d in the catalog: listing all",
+                    self.label,
+                    on_server,
+                    stored,
+                )
         listing = self.client.section_items(self.section.key, PlexType.MOVIE)
         await self._consume(listing, top_level=True)
 

@@ -105,6 +105,7 @@ class LibraryRow:
     last_complete_sync_at: int | None
     last_deep_sync_at: int | None
     mappings_digest: str | None
+    last_full_listing_at: int | None = None
 
 
 def _in(count: int) -> str:
@@ -265,7 +266,7 @@ class CatalogStore:
         rows = self.conn.execute(
             """
             SELECT id, server_id, section_key, type, title, present, last_synced_at,
-                   last_complete_sync_at, last_deep_sync_at, mappings_digest
+                   last_complete_sync_at, last_deep_sync_at, mappings_digest, last_full_listing_at
             FROM libraries WHERE server_id = ? ORDER BY CAST(section_key AS INTEGER), section_key
             """,
             (server_id,),
@@ -282,6 +283,7 @@ class CatalogStore:
                 last_complete_sync_at=row[7],
                 last_deep_sync_at=row[8],
                 mappings_digest=row[9],
+                last_full_listing_at=row[10],
             )
             for row in rows
         ]
@@ -546,6 +548,8 @@ class CatalogStore:
         now: int,
         retention_seconds: int,
         run_id: int,
+        *,
+        mark_missing: bool = True,
     ) -> tuple[int, int]:
         """Mark unseen items MISSING and old MISSING ones DELETED; return both counts.
 
@@ -553,6 +557,27 @@ class CatalogStore:
         only where their show's children were listed completely, or where the show itself is
         gone. Call this only after a listing that completed fully.
         """
+        conn = self.conn
+        missing = 0
+        if mark_missing:
+            missing = self._mark_missing(library_id, seen_keys, expanded_show_keys, now, run_id)
+        deleted = conn.execute(
+            """
+            UPDATE items SET state = 'DELETED', deleted_at = ?, changed_run_id = ?
+            WHERE library_id = ? AND state = 'MISSING' AND missing_since <= ?
+            """,
+            (now, run_id, library_id, now - retention_seconds),
+        ).rowcount
+        return missing, deleted
+
+    def _mark_missing(
+        self,
+        library_id: int,
+        seen_keys: Iterable[str],
+        expanded_show_keys: Iterable[str],
+        now: int,
+        run_id: int,
+    ) -> int:
         conn = self.conn
         self._load_run_keys(seen_keys, expanded_show_keys)
         present = _in(len(PRESENT_STATES))
@@ -578,16 +603,9 @@ class CatalogStore:
             """,
             (now, run_id, library_id, *PRESENT_STATES, library_id),
         ).rowcount
-        deleted = conn.execute(
-            """
-            UPDATE items SET state = 'DELETED', deleted_at = ?, changed_run_id = ?
-            WHERE library_id = ? AND state = 'MISSING' AND missing_since <= ?
-            """,
-            (now, run_id, library_id, now - retention_seconds),
-        ).rowcount
         conn.execute("DELETE FROM temp.seen_keys")
         conn.execute("DELETE FROM temp.expanded_keys")
-        return missing, deleted
+        return missing
 
     def mark_library_synced(
         self,
@@ -597,14 +615,16 @@ class CatalogStore:
         complete: bool,
         deep: bool,
         mappings_digest: str | None,
+        full_listing: bool = True,
     ) -> None:
-        """Record when a library was last synced (and last completely, and deeply)."""
+        """Record when a library was last synced (completely, deeply, listed in full)."""
         self.conn.execute(
             """
             UPDATE libraries SET last_synced_at = ?,
                 last_complete_sync_at = CASE WHEN ? THEN ? ELSE last_complete_sync_at END,
                 last_deep_sync_at = CASE WHEN ? THEN ? ELSE last_deep_sync_at END,
-                mappings_digest = CASE WHEN ? THEN ? ELSE mappings_digest END
+                mappings_digest = CASE WHEN ? THEN ? ELSE mappings_digest END,
+                last_full_listing_at = CASE WHEN ? THEN ? ELSE last_full_listing_at END
             WHERE id = ?
             """,
             (
@@ -615,18 +635,29 @@ class CatalogStore:
                 now,
                 complete,
                 mappings_digest,
+                complete and full_listing,
+                now,
                 library_id,
             ),
         )
 
-    def child_watermark(self, library_id: int) -> int | None:
-        """Return the newest Plex `updatedAt` among a library's seasons and episodes."""
+    def watermark(self, library_id: int, kinds: Sequence[str]) -> int | None:
+        """Return the newest Plex `updatedAt` among a library's items of some kinds."""
         row = self.conn.execute(
-            "SELECT MAX(updated_at_plex) FROM items WHERE library_id = ? "
-            "AND kind IN ('season', 'episode')",
-            (library_id,),
+            f"SELECT MAX(updated_at_plex) FROM items WHERE library_id = ? "
+            f"AND kind IN ({_in(len(kinds))})",
+            (library_id, *kinds),
         ).fetchone()
         return None if row[0] is None else int(row[0])
+
+    def present_count(self, library_id: int, kind: str) -> int:
+        """Return how many items of a kind a library holds in a present state."""
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM items WHERE library_id = ? AND kind = ? "
+            f"AND state IN ({_in(len(PRESENT_STATES))})",
+            (library_id, kind, *PRESENT_STATES),
+        ).fetchone()
+        return int(row[0])
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -169,6 +169,12 @@ _V3: Final = """
 DROP INDEX IF EXISTS items_title;
 """
 
+# --- version 4: when a library was last listed in full -------------------------------------
+
+_V4: Final = """
+ALTER TABLE libraries ADD COLUMN last_full_listing_at INTEGER;
+"""
+
 # --- views (recreated on every open, so they always match the code) -------------------------
 
 # The longest Plex prefix of the server wins; matching is separator-aware. Windows and UNC Plex
@@ -279,6 +285,7 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _script(_V1),
     _script(_V2),
     _script(_V3),
+    _script(_V4),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
