@@ -1,15 +1,17 @@
 """Digest-based incremental sync of Plex libraries into the catalog.
 
-Movies: every run lists the section (with Media/Part), compares a content digest per movie and
-writes only new or changed rows. Shows: every run lists the shows; only shows whose digest
-changed, that were never hydrated, or that came back are expanded — per show (children +
-allLeaves, a constant number of requests each) or, when that would cost more requests, by one
-section-level season and episode listing. Deep runs expand everything. Unchanged rows are never
-rewritten. Items are marked MISSING only after listings that completed fully.
+Movies: a light run lists what Plex updated since the catalog's newest `updatedAt` and checks
+Plex's movie count against the catalog's; a full listing (with Media/Part, compared by content
+digest) runs when the counts disagree, on deep runs, and at least every FULL_LISTING_MAX_AGE.
+Shows: every run lists the shows; only shows whose digest changed, that were never hydrated,
+that came back, or whose stored episodes no longer match leafCount are expanded — per show
+(children + allLeaves) or by one section-level season and episode listing, whichever handles
+fewer items. Deep runs expand everything. Unchanged rows are never rewritten. Items are marked
+MISSING only after listings that completed fully, and only when Plex confirms they are gone.
 
 The light pass cannot see a replaced episode file when Plex leaves the episode's and the show's
 `updatedAt`, `childCount` and `leafCount` alone: a deep run (which lists every episode with its
-parts) finds it. Movie files are compared on every run.
+parts) finds it. A movie file replaced that way is seen by the next full movie listing.
 """
 
 from __future__ import annotations
