@@ -312,3 +312,27 @@ async def test_removing_an_entry_deletes_only_its_rows(
         await reopened.close()
     assert [tuple(row) for row in servers] == [(other, "other-server")]
     assert items[0][0] == 0
+
+
+async def test_runs_cut_off_by_a_crash_are_marked_failed(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    catalog = await Catalog.open(hass.config.path("retrovue", "catalog.db"))
+    try:
+        server_id = await catalog.call(
+            CatalogStore.upsert_server, ServerIdentity("crashed-server"), None, 1
+        )
+        await catalog.call(CatalogStore.start_run, server_id, None, False, 1)
+    finally:
+        await catalog.close()
+
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+    shared = get_catalog(hass)
+    assert shared is not None
+    found = await shared.call(
+        CatalogStore.query, "SELECT status, error FROM sync_runs WHERE server_id = ?", (server_id,)
+    )
+    assert [tuple(row) for row in found] == [("failed", "interrupted")]

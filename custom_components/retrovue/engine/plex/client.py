@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
 from typing import Any, Final, Self
 from urllib.parse import quote, urlsplit
@@ -59,12 +59,6 @@ class ListingStats:
     first_total: int | None = None
     last_total: int | None = None
     complete: bool = False
-    totals: list[int] = field(default_factory=list)
-
-    @property
-    def total_changed(self) -> bool:
-        """Return whether the server's totalSize moved while the listing ran."""
-        return len(set(self.totals)) > 1
 
 
 class Listing:
@@ -110,7 +104,6 @@ class Listing:
             )
             stats.pages += 1
             if page.total_size is not None:
-                stats.totals.append(page.total_size)
                 if stats.first_total is None:
                     stats.first_total = page.total_size
                 stats.last_total = page.total_size
