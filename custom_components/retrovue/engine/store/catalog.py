@@ -661,19 +661,6 @@ class CatalogStore:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def state_counts(self, library_id: int) -> dict[str, int]:
-        """Return movie/episode counts by state for a library."""
-        counts = dict.fromkeys((*PRESENT_STATES, "MISSING", "DELETED"), 0)
-        for state, count in self.conn.execute(
-            """
-            SELECT state, COUNT(*) FROM items
-            WHERE library_id = ? AND kind IN ('movie', 'episode') GROUP BY state
-            """,
-            (library_id,),
-        ):
-            counts[state] = count
-        return counts
-
     def purge_deleted(self, older_than: int) -> int:
         """Remove DELETED items deleted before `older_than`; return how many."""
         with self.transaction() as conn:
