@@ -6,10 +6,12 @@ import pytest
 
 from custom_components.retrovue.engine.plex.guids import (
     ExternalId,
+    _parse_guid,
     parse_guid,
     parse_guids,
     primary_external_id,
 )
+from tests.emulator import generate_server
 
 
 @pytest.mark.parametrize(
@@ -308,3 +310,33 @@ def test_primary_external_id(
 def test_primary_external_id_accepts_a_generator() -> None:
     chosen = primary_external_id(iter(parse_guids("plex://show/abc", ["tvdb://81189"])))
     assert chosen == ExternalId("tvdb", "81189")
+
+
+@pytest.mark.parametrize(
+    "guid",
+    [
+        "plex://movie/5d776825880197001ec967c6",
+        "imdb://tt0133093",
+        "imdb://TT0133093",
+        "tmdb://603",
+        "tvdb://81189",
+        "tvdb://81189/1/2",
+        "plex://movie/5D776825",
+        "imdb://tt0133093?lang=en",
+        "IMDB://tt1",
+        "tmdb://",
+    ],
+)
+def test_plain_guids_take_the_short_way_to_the_same_result(guid: str) -> None:
+    general = _parse_guid(guid)
+    assert parse_guid(guid) == general
+    if general is not None:
+        assert parse_guid(guid).raw == guid  # type: ignore[union-attr]
+
+
+def test_generated_guids_parse_the_same_either_way() -> None:
+    server = generate_server(seed=3, movies=60, shows=8)
+    guids = [g for item in server.items.values() for g in (item.guid, *item.ext_guids) if g]
+    assert len(guids) > 100
+    assert [parse_guid(g) for g in guids] == [_parse_guid(g) for g in guids]
+    assert all(parse_guid(g) is not None for g in guids)
