@@ -553,3 +553,60 @@ async def test_balanced_change_in_a_show_is_healed_by_a_light_sync(
     assert found[str(removed)] == "MISSING"
     assert summaries[1].expanded_shows == 1
     assert await stored_items(catalog, mid) == expected_items(emu_server)
+
+
+async def test_full_listings_parse_only_entries_that_changed(
+    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    listed = sum(1 for item in emu_server.items.values() if item.type != "show")
+    before = await rows(catalog, "SELECT * FROM items ORDER BY id")
+
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert [s.status for s in deep] == ["ok", "ok"]
+    assert sum(s.matched for s in deep) == listed
+    assert sum(s.changed for s in deep) == 0
+    assert await rows(catalog, "SELECT * FROM items ORDER BY id") == before
+
+    # A replaced file and a watched episode change their entries, and the episode's season
+    # (its viewedLeafCount): those three are parsed.
+    episode_rk = _episode_of(emu_server, _shows(emu_server)[0])
+    movie_rk = next(i.rating_key for i in emu_server.items.values() if i.type == "movie")
+    part = emu_server.replace_file(movie_rk)
+    emu_server.set_watch_state(episode_rk, view_count=4, last_viewed_at=1_700_000_123)
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert sum(s.matched for s in deep) == listed - 3
+    # Watch state: the episode, its season and its show (listed in full on every run).
+    assert [(s.changed, s.watch_updated) for s in deep] == [(1, 0), (0, 3)]
+    assert await rows(
+        catalog,
+        "SELECT p.plex_path FROM parts p JOIN items i ON i.id = p.item_id "
+        "WHERE i.rating_key = ? AND p.media_index = 0 AND p.part_index = 0",
+        str(movie_rk),
+    ) == [(part.file,)]
+    assert await rows(
+        catalog, "SELECT view_count FROM items WHERE rating_key = ?", str(episode_rk)
+    ) == [(4,)]
+
+    # Both entries were stored with their new digests: the next full listing matches them.
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert sum(s.matched for s in deep) == listed
+    assert sum(s.changed + s.watch_updated for s in deep) == 0
+
+
+async def test_rows_without_source_digests_are_parsed_and_not_rewritten(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    # As after the upgrade to schema v5: no row has a source digest yet.
+    await sync_all(client, catalog)
+    await catalog.call(lambda store: store.conn.execute("UPDATE items SET source_digest = NULL"))
+    changed_runs = await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id")
+
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert sum(s.matched for s in deep) == 0
+    assert sum(s.changed + s.watch_updated for s in deep) == 0
+    assert await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id") == changed_runs
+    assert await rows(catalog, "SELECT COUNT(*) FROM items WHERE source_digest IS NULL") == [(0,)]
+
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert sum(s.matched for s in deep) == len(emu_server.items) - len(_shows(emu_server))

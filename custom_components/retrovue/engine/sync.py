@@ -89,6 +89,8 @@ class SyncSummary:
     errors: int = 0
     returned: int = 0
     watch_updated: int = 0
+    # Entries of full listings that matched their stored source digest (not even parsed).
+    matched: int = 0
     missing_promoted: int = 0
     deleted_promoted: int = 0
     expanded_shows: int = 0
@@ -215,7 +217,9 @@ def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMa
     digest = _digest((values[2:], item.guids, parts))
     state = _state(item, parts, mapper)
     watch = (item.view_count, item.last_viewed_at, item.view_offset, item.viewed_leaf_count)
-    return _Row(item, (*values, *watch, state, digest), digest, state, watch, parts)
+    return _Row(
+        item, (*values, *watch, state, digest, item.source_digest), digest, state, watch, parts
+    )
 
 
 def _state(item: PlexItem, parts: Sequence[tuple[Any, ...]], mapper: PathMapper) -> str:
@@ -268,9 +272,14 @@ def _apply_page(
     ctx: _ApplyContext,
     items: Sequence[PlexItem],
     problems: Sequence[ItemProblem],
+    unchanged: Sequence[str] = (),
 ) -> _PageResult:
-    """Compare a page with the catalog and write what changed, in one transaction."""
-    result = _PageResult()
+    """Compare a page with the catalog and write what changed, in one transaction.
+
+    `unchanged` are rating keys whose entries matched their stored source digest: seen, and
+    left alone.
+    """
+    result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
     rows = [
         build_row(item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper)
         for item in items
@@ -280,6 +289,7 @@ def _apply_page(
     states: list[tuple[int, str]] = []
     watches: list[tuple[int, tuple[int | None, int | None, int | None, int | None]]] = []
     dehydrate: list[int] = []
+    sources: list[tuple[bytes | None, int]] = []
     errors: list[tuple[str, str]] = []
     with store.transaction():
         existing = store.lookup(ctx.server_id, [row.item.rating_key for row in rows])
@@ -300,14 +310,18 @@ def _apply_page(
                 updates.append((old.id, row))
                 if old.state not in PRESENT_STATES:
                     result.returned += 1
-            elif old.state != row.state:
-                states.append((old.id, row.state))
-                if old.state not in PRESENT_STATES:
-                    result.returned += 1
-            elif old.watch != row.watch:
-                watches.append((old.id, row.watch))
             else:
-                result.skipped += 1
+                if old.source_digest != item.source_digest:
+                    # Same content, other entry (watch state, or fields the catalog ignores).
+                    sources.append((item.source_digest, old.id))
+                if old.state != row.state:
+                    states.append((old.id, row.state))
+                    if old.state not in PRESENT_STATES:
+                        result.returned += 1
+                elif old.watch != row.watch:
+                    watches.append((old.id, row.watch))
+                else:
+                    result.skipped += 1
             if item.kind is ItemKind.SHOW:
                 _consider_show(ctx, item, old, row, result, dehydrate)
 
@@ -335,6 +349,8 @@ def _apply_page(
             store.update_watch(watches, ctx.now, ctx.run_id)
         if dehydrate:
             store.set_children_hydrated(dehydrate, hydrated=False)
+        if sources:
+            store.set_source_digests(sources)
         for problem in problems:
             if problem.rating_key is None:
                 result.unidentified += 1
@@ -762,8 +778,17 @@ class _LibraryRun:
                 )
                 await self._apply(page)
 
+    async def _known(self, kind: ItemKind) -> dict[str, bytes]:
+        """Return the source digests of the library's present items of a kind.
+
+        A full listing parses only the entries that differ from these.
+        """
+        return await self.catalog.call(CatalogStore.source_digests, self.ctx.library_id, kind)
+
     async def _apply(self, page: Page) -> _PageResult:
-        result = await self.catalog.call(_apply_page, self.ctx, page.items, page.problems)
+        result = await self.catalog.call(
+            _apply_page, self.ctx, page.items, page.problems, page.unchanged
+        )
         summary = self.summary
         summary.processed += result.processed
         summary.changed += result.changed
@@ -771,6 +796,7 @@ class _LibraryRun:
         summary.errors += result.errors
         summary.returned += result.returned
         summary.watch_updated += result.watch_updated
+        summary.matched += len(page.unchanged)
         self.seen.update(result.seen)
         for problem in result.problems:
             self._log_problem(problem)
@@ -842,7 +868,9 @@ class _LibraryRun:
                     on_server,
                     stored,
                 )
-        listing = self.client.section_items(self.section.key, PlexType.MOVIE)
+        listing = self.client.section_items(
+            self.section.key, PlexType.MOVIE, known=await self._known(ItemKind.MOVIE)
+        )
         await self._consume(listing, top_level=True)
 
     async def _sync_shows(self) -> None:
@@ -913,9 +941,12 @@ class _LibraryRun:
         """List every season and episode of the section (cold and deep runs)."""
         before = len(self.incomplete)
         for plex_type in (PlexType.SEASON, PlexType.EPISODE):
+            known = await self._known(plex_type.kind)
             await self._consume(
-                self.client.section_items(self.section.key, plex_type), top_level=False
+                self.client.section_items(self.section.key, plex_type, known=known),
+                top_level=False,
             )
+            del known
         if len(self.incomplete) > before:
             return
         # Every show's children were listed: all listed shows count as expanded.
@@ -1043,7 +1074,9 @@ async def refresh_items(
             elif item.kind is ItemKind.SEASON:
                 pages.extend([page async for page in client.children(item.rating_key)])
             for page in pages:
-                result = await catalog.call(_apply_page, ctx, page.items, page.problems)
+                result = await catalog.call(
+                    _apply_page, ctx, page.items, page.problems, page.unchanged
+                )
                 summary.changed += result.changed
                 summary.skipped += result.skipped
                 summary.errors += result.errors

@@ -72,6 +72,7 @@ class Listing:
         params: Mapping[str, str],
         kinds: Sequence[ItemKind],
         page_size: int,
+        known: Mapping[str, bytes] | None = None,
     ) -> None:
         """Prepare the listing; nothing is requested until iteration."""
         self._client = client
@@ -80,6 +81,7 @@ class Listing:
         self._params = dict(params)
         self._kinds = kinds
         self._page_size = page_size
+        self._known = known
         self.stats = ListingStats()
 
     def __aiter__(self) -> AsyncIterator[Page]:
@@ -100,7 +102,7 @@ class Listing:
                     endpoint=self._path,
                 )
             page = await self._client._fetch_page(
-                self._endpoint, self._path, self._params, self._kinds, start, size
+                self._endpoint, self._path, self._params, self._kinds, start, size, self._known
             )
             stats.pages += 1
             if page.total_size is not None:
@@ -201,8 +203,13 @@ class PlexClient:
         *,
         filters: Mapping[str, str] | None = None,
         page_size: int | None = None,
+        known: Mapping[str, bytes] | None = None,
     ) -> Listing:
-        """Return a paged listing of one type of item in a section, in ratingKey order."""
+        """Return a paged listing of one type of item in a section, in ratingKey order.
+
+        Entries whose digest matches `known` (rating key → `PlexItem.source_digest`) are not
+        parsed: pages list them in `Page.unchanged`.
+        """
         params = {
             "type": str(int(plex_type)),
             "includeGuids": "1",
@@ -217,6 +224,7 @@ class PlexClient:
             params,
             (plex_type.kind,),
             page_size or self.page_size,
+            known,
         )
 
     def children(self, rating_key: str, *, page_size: int | None = None) -> Listing:
@@ -269,12 +277,13 @@ class PlexClient:
         kinds: Sequence[ItemKind],
         start: int,
         size: int,
+        known: Mapping[str, bytes] | None = None,
     ) -> Page:
         paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
         return await self._get(
             endpoint,
             path,
-            _items_builder(kinds, start),
+            _items_builder(kinds, start, known),
             params={**params, **paging},
             headers=paging,
         )
@@ -403,9 +412,11 @@ def _decode[T](body: bytes, content_type: str | None, build: Callable[[Mapping[s
     return build(container)
 
 
-def _items_builder(kinds: Sequence[ItemKind], start: int) -> Callable[[Mapping[str, Any]], Page]:
+def _items_builder(
+    kinds: Sequence[ItemKind], start: int, known: Mapping[str, bytes] | None = None
+) -> Callable[[Mapping[str, Any]], Page]:
     def build(container: Mapping[str, Any]) -> Page:
-        return parse_items(container, kinds=kinds, offset=start)
+        return parse_items(container, kinds=kinds, offset=start, known=known)
 
     return build
 

@@ -135,6 +135,8 @@ class PlexItem:
     duration: int | None = None
     media: tuple[Media, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    # A digest of the entry exactly as Plex sent it (None when it had odd fields).
+    source_digest: bytes | None = field(default=None, compare=False)
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -160,3 +162,5 @@ class Page:
     offset: int
     received: int
     total_size: int | None
+    # Rating keys of entries the caller said it holds unchanged (see `parse_items`).
+    unchanged: tuple[str, ...] = ()

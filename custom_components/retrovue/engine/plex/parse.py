@@ -6,6 +6,7 @@ Everything here is pure and synchronous: the client runs it off the event loop f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import hashlib
 import json
 import math
 from typing import Any, Final
@@ -29,10 +30,16 @@ try:  # orjson ships with Home Assistant and is several times faster than json.
     def _json_loads(body: bytes) -> Any:
         return orjson.loads(body)
 
+    def _canonical(entry: dict[str, Any]) -> bytes:
+        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+
 except ImportError:  # pragma: no cover - exercised only without orjson
 
     def _json_loads(body: bytes) -> Any:
         return json.loads(body)
+
+    def _canonical(entry: dict[str, Any]) -> bytes:
+        return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
 
 
 type Node = Mapping[str, Any]
@@ -57,6 +64,9 @@ _XML_LISTS: Final = (
 )
 _ITEM_TAGS: Final = ("Metadata", "Video", "Directory", "Track", "Photo")
 _KINDS: Final = {kind.value: kind for kind in ItemKind}
+# Part of every source digest: change it when what the catalog stores from an entry changes,
+# so that the next full listing parses every entry again instead of trusting old digests.
+_SOURCE_DIGEST_KIND: Final = b"retrovue-item-1"
 
 
 class BodyError(ValueError):
@@ -363,7 +373,10 @@ def _quick_media(node: dict[str, Any]) -> Media:
 
 
 def _quick_item(
-    entry: dict[str, Any], kinds: Sequence[ItemKind], section_key: str | None
+    entry: dict[str, Any],
+    kinds: Sequence[ItemKind],
+    section_key: str | None,
+    source_digest: bytes | None = None,
 ) -> PlexItem | None:
     """Return the item of a well-formed entry, or None for the tolerant parser to handle."""
     get = entry.get
@@ -411,20 +424,33 @@ def _quick_item(
             _quick_number(get("viewOffset")),
             _quick_number(get("duration")),
             tuple(_quick_media(media) for media in _quick_list(get("Media"))),
+            source_digest=source_digest,
         )
     except (_Odd, ValueError):
         return None
 
 
 def parse_item(
-    entry: Any, *, kinds: Sequence[ItemKind], section_key: str | None = None
+    entry: Any,
+    *,
+    kinds: Sequence[ItemKind],
+    section_key: str | None = None,
+    source_digest: bytes | None = None,
 ) -> PlexItem | ItemProblem:
     """Return one normalized item, or the problem that stops it from being one."""
     if entry.__class__ is dict:
-        item = _quick_item(entry, kinds, section_key)
+        item = _quick_item(entry, kinds, section_key, source_digest)
         if item is not None:
             return item
     return _tolerant_item(entry, kinds=kinds, section_key=section_key)
+
+
+def source_digest(entry: dict[str, Any]) -> bytes:
+    """Return a digest of an entry exactly as Plex sent it, whatever its key order.
+
+    Equal digests mean nothing Plex reports about the item changed (watch state included).
+    """
+    return hashlib.blake2b(_canonical(entry), digest_size=16, person=_SOURCE_DIGEST_KIND).digest()
 
 
 def _tolerant_item(
@@ -491,8 +517,19 @@ def _is_pseudo(entry: Any) -> bool:
     )
 
 
-def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) -> Page:
+def parse_items(
+    container: Node,
+    *,
+    kinds: Sequence[ItemKind],
+    offset: int = 0,
+    known: Mapping[str, bytes] | None = None,
+) -> Page:
     """Return the items of a listing or detail container as a page.
+
+    Every well-formed item carries the digest of its entry. `known` maps rating keys to the
+    digests the caller already holds: entries that still match are not parsed, only listed
+    in `Page.unchanged` (a full listing of an unchanged library then costs little more than
+    reading it).
 
     A dict container is consumed: its entries are freed one by one as they are converted,
     which keeps the number of live objects flat while a large page is parsed (fewer objects
@@ -507,12 +544,19 @@ def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) 
     received = 0
     items: list[PlexItem] = []
     problems: list[ItemProblem] = []
+    unchanged: list[str] = []
     while entries:
         entry = entries.pop()
         if _is_pseudo(entry):
             continue
         received += 1
-        parsed = parse_item(entry, kinds=kinds, section_key=section_key)
+        digest = source_digest(entry) if entry.__class__ is dict else None
+        if known is not None and digest is not None:
+            rating_key = entry.get("ratingKey")
+            if rating_key.__class__ is str and known.get(rating_key) == digest:
+                unchanged.append(rating_key)
+                continue
+        parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
         del entry
         if isinstance(parsed, ItemProblem):
             problems.append(parsed)
@@ -524,4 +568,5 @@ def parse_items(container: Node, *, kinds: Sequence[ItemKind], offset: int = 0) 
         offset=offset,
         received=received,
         total_size=container_int(container, "totalSize"),
+        unchanged=tuple(unchanged),
     )

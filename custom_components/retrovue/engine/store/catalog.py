@@ -55,6 +55,7 @@ _ITEM_COLUMNS: Final = (
     "viewed_leaf_count",
     "state",
     "digest",
+    "source_digest",
 )
 _PART_COLUMNS: Final = (
     "item_id",
@@ -89,6 +90,7 @@ class StoredItem:
     state: str
     children_hydrated: bool
     watch: tuple[int | None, int | None, int | None, int | None]
+    source_digest: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +377,7 @@ class CatalogStore:
             for row in self.conn.execute(
                 f"""
                 SELECT rating_key, id, library_id, kind, digest, state, children_hydrated,
-                       view_count, last_viewed_at, view_offset, viewed_leaf_count
+                       view_count, last_viewed_at, view_offset, viewed_leaf_count, source_digest
                 FROM items WHERE server_id = ? AND rating_key IN ({_in(len(chunk))})
                 """,
                 (server_id, *chunk),
@@ -388,6 +390,7 @@ class CatalogStore:
                     state=row[5],
                     children_hydrated=bool(row[6]),
                     watch=(row[7], row[8], row[9], row[10]),
+                    source_digest=row[11],
                 )
         return found
 
@@ -474,6 +477,23 @@ class CatalogStore:
             rows,
         )
 
+    def set_source_digests(self, rows: Sequence[tuple[bytes | None, int]]) -> None:
+        """Store (source digest, item id) for rows whose content did not change."""
+        self.conn.executemany("UPDATE items SET source_digest = ? WHERE id = ?", rows)
+
+    def source_digests(self, library_id: int, kind: str) -> dict[str, bytes]:
+        """Return rating key → source digest of a library's present items of one kind."""
+        return dict(
+            self.conn.execute(
+                f"""
+                SELECT rating_key, source_digest FROM items
+                WHERE library_id = ? AND kind = ? AND source_digest IS NOT NULL
+                  AND state IN ({_in(len(PRESENT_STATES))})
+                """,
+                (library_id, kind, *PRESENT_STATES),
+            ).fetchall()
+        )
+
     def set_children_hydrated(self, item_ids: Sequence[int], hydrated: bool) -> None:
         """Mark shows whose children are (or are no longer) completely stored."""
         self.conn.executemany(
@@ -503,20 +523,6 @@ class CatalogStore:
             (library_id, *PRESENT_STATES),
         ).fetchall()
 
-    def _load_run_keys(self, seen_keys: Iterable[str], expanded_show_keys: Iterable[str]) -> None:
-        conn = self.conn
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_keys (rk TEXT PRIMARY KEY)")
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS expanded_keys (rk TEXT PRIMARY KEY)")
-        conn.execute("DELETE FROM temp.seen_keys")
-        conn.execute("DELETE FROM temp.expanded_keys")
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.seen_keys VALUES (?)", ((k,) for k in seen_keys)
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO temp.expanded_keys VALUES (?)",
-            ((k,) for k in expanded_show_keys),
-        )
-
     def missing_candidates(
         self, library_id: int, seen_keys: Iterable[str], expanded_show_keys: Iterable[str]
     ) -> list[str]:
@@ -525,19 +531,16 @@ class CatalogStore:
         Movies and shows count; seasons and episodes only under shows whose children were
         listed completely.
         """
-        self._load_run_keys(seen_keys, expanded_show_keys)
         rows = self.conn.execute(
             f"""
             SELECT rating_key FROM items
             WHERE library_id = ? AND state IN ({_in(len(PRESENT_STATES))})
-              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
-              AND (kind IN ('movie', 'show') OR show_key IN (SELECT rk FROM temp.expanded_keys))
+              AND rating_key NOT IN (SELECT value FROM json_each(?))
+              AND (kind IN ('movie', 'show') OR show_key IN (SELECT value FROM json_each(?)))
             ORDER BY id
             """,
-            (library_id, *PRESENT_STATES),
+            (library_id, *PRESENT_STATES, _json_keys(seen_keys), _json_keys(expanded_show_keys)),
         ).fetchall()
-        self.conn.execute("DELETE FROM temp.seen_keys")
-        self.conn.execute("DELETE FROM temp.expanded_keys")
         return [row[0] for row in rows]
 
     def finalize_library(
@@ -579,32 +582,38 @@ class CatalogStore:
         run_id: int,
     ) -> int:
         conn = self.conn
-        self._load_run_keys(seen_keys, expanded_show_keys)
+        seen = _json_keys(seen_keys)
         present = _in(len(PRESENT_STATES))
         missing = conn.execute(
             f"""
             UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?,
                 children_hydrated = 0
             WHERE library_id = ? AND kind IN ('movie', 'show') AND state IN ({present})
-              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
+              AND rating_key NOT IN (SELECT value FROM json_each(?))
             """,
-            (now, run_id, library_id, *PRESENT_STATES),
+            (now, run_id, library_id, *PRESENT_STATES, seen),
         ).rowcount
         missing += conn.execute(
             f"""
             UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?
             WHERE library_id = ? AND kind IN ('season', 'episode') AND state IN ({present})
-              AND rating_key NOT IN (SELECT rk FROM temp.seen_keys)
-              AND (show_key IN (SELECT rk FROM temp.expanded_keys)
+              AND rating_key NOT IN (SELECT value FROM json_each(?))
+              AND (show_key IN (SELECT value FROM json_each(?))
                    OR show_key IS NULL
                    OR show_key IN (SELECT rating_key FROM items
                                    WHERE library_id = ? AND kind = 'show'
                                      AND state IN ('MISSING', 'DELETED')))
             """,
-            (now, run_id, library_id, *PRESENT_STATES, library_id),
+            (
+                now,
+                run_id,
+                library_id,
+                *PRESENT_STATES,
+                seen,
+                _json_keys(expanded_show_keys),
+                library_id,
+            ),
         ).rowcount
-        conn.execute("DELETE FROM temp.seen_keys")
-        conn.execute("DELETE FROM temp.expanded_keys")
         return missing
 
     def mark_library_synced(
@@ -668,6 +677,11 @@ class CatalogStore:
                 "DELETE FROM items WHERE state = 'DELETED' AND deleted_at < ?", (older_than,)
             )
         return cursor.rowcount
+
+
+def _json_keys(keys: Iterable[str]) -> str:
+    """Pass a set of keys as one parameter (`IN (SELECT value FROM json_each(?))`)."""
+    return json.dumps(list(keys), ensure_ascii=False)
 
 
 def _mapping_row(server_id: int, mapping: PathMapping) -> tuple[Any, ...]:

@@ -175,6 +175,13 @@ _V4: Final = """
 ALTER TABLE libraries ADD COLUMN last_full_listing_at INTEGER;
 """
 
+# --- version 5: a digest of the entry as Plex sent it ---------------------------------------
+
+# Lets a full listing skip unchanged entries before parsing them (see engine/sync.py).
+_V5: Final = """
+ALTER TABLE items ADD COLUMN source_digest BLOB;
+"""
+
 # --- views (recreated on every open, so they always match the code) -------------------------
 
 # The longest Plex prefix of the server wins; matching is separator-aware. Windows and UNC Plex
@@ -286,6 +293,7 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _script(_V2),
     _script(_V3),
     _script(_V4),
+    _script(_V5),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
