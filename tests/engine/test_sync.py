@@ -143,6 +143,14 @@ async def test_added_episodes_expand_only_their_show(
     assert summaries[1].status == "ok"
     assert summaries[1].expanded_shows == 1
     assert summaries[1].strategy == "per_show"
+    # The show's other seasons and episodes match their stored source digests and are not
+    # parsed. (The new ones were stored by the recently-updated listing just before, so
+    # those whose entries look the same in both listings match too.)
+    show = emu_server.item(show_rk)
+    children = len(show.children) + emu_server.leaf_count(show)
+    touched = {episode.parent_rk for episode in added}
+    assert summaries[1].matched >= children - len(added) - len(touched)
+    assert summaries[1].changed == len(added) + len(touched) + 1  # and the show
     # One children page and ceil(episodes / page size) allLeaves pages, for this show only.
     leaves = emu_server.leaf_count(emu_server.item(show_rk))
     assert emulator.counters["children"] == 1

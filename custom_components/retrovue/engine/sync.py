@@ -17,7 +17,7 @@ parts) finds it. A movie file replaced that way is seen by the next full movie l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 import contextlib
 from dataclasses import asdict, dataclass, field
 import hashlib
@@ -533,10 +533,18 @@ async def read_ahead[T](source: AsyncIterable[T]) -> AsyncIterator[T]:
             await aclose()
 
 
-async def fetch_show_pages(client: PlexClient, show_key: str) -> list[Page]:
-    """Return every page of a show's seasons and episodes; raise if either listing was cut."""
+async def fetch_show_pages(
+    client: PlexClient, show_key: str, known: Mapping[str, bytes] | None = None
+) -> list[Page]:
+    """Return every page of a show's seasons and episodes; raise if either listing was cut.
+
+    Entries matching `known` source digests are not parsed (see `PlexClient.section_items`).
+    """
     pages: list[Page] = []
-    for listing in (client.children(show_key), client.all_leaves(show_key)):
+    for listing in (
+        client.children(show_key, known=known),
+        client.all_leaves(show_key, known=known),
+    ):
         pages.extend([page async for page in listing])
         if not listing.stats.complete:
             raise PlexError("a listing ended early", server=client.name, endpoint=show_key)
@@ -783,7 +791,9 @@ class _LibraryRun:
 
         A full listing parses only the entries that differ from these.
         """
-        return await self.catalog.call(CatalogStore.source_digests, self.ctx.library_id, kind)
+        return await self.catalog.call(
+            CatalogStore.source_digests, self.ctx.library_id, (kind.value,)
+        )
 
     async def _apply(self, page: Page) -> _PageResult:
         result = await self.catalog.call(
@@ -956,11 +966,17 @@ class _LibraryRun:
     async def _expand_shows(self, show_keys: list[str]) -> None:
         """Expand a few shows, each with its season and episode listings."""
         semaphore = asyncio.Semaphore(self.expand_concurrency)
+        known = await self.catalog.call(
+            CatalogStore.source_digests,
+            self.ctx.library_id,
+            (ItemKind.SEASON.value, ItemKind.EPISODE.value),
+            show_keys,
+        )
 
         async def fetch(show_key: str) -> tuple[str, list[Page] | PlexError]:
             async with semaphore:
                 try:
-                    return show_key, await fetch_show_pages(self.client, show_key)
+                    return show_key, await fetch_show_pages(self.client, show_key, known)
                 except (PlexAuthError, PlexConnectionError):
                     raise
                 except PlexError as err:

@@ -227,7 +227,13 @@ class PlexClient:
             known,
         )
 
-    def children(self, rating_key: str, *, page_size: int | None = None) -> Listing:
+    def children(
+        self,
+        rating_key: str,
+        *,
+        page_size: int | None = None,
+        known: Mapping[str, bytes] | None = None,
+    ) -> Listing:
         """Return a paged listing of an item's children (show → seasons, season → episodes)."""
         return Listing(
             self,
@@ -236,9 +242,16 @@ class PlexClient:
             {"includeGuids": "1", "excludeAllLeaves": "1"},
             _SHOW_CHILD_KINDS,
             page_size or self.page_size,
+            known,
         )
 
-    def all_leaves(self, rating_key: str, *, page_size: int | None = None) -> Listing:
+    def all_leaves(
+        self,
+        rating_key: str,
+        *,
+        page_size: int | None = None,
+        known: Mapping[str, bytes] | None = None,
+    ) -> Listing:
         """Return a paged listing of every episode of a show or season."""
         return Listing(
             self,
@@ -247,6 +260,7 @@ class PlexClient:
             {"includeGuids": "1"},
             (ItemKind.EPISODE,),
             page_size or self.page_size,
+            known,
         )
 
     async def metadata(self, rating_keys: Iterable[str]) -> Page:

@@ -481,18 +481,23 @@ class CatalogStore:
         """Store (source digest, item id) for rows whose content did not change."""
         self.conn.executemany("UPDATE items SET source_digest = ? WHERE id = ?", rows)
 
-    def source_digests(self, library_id: int, kind: str) -> dict[str, bytes]:
-        """Return rating key → source digest of a library's present items of one kind."""
-        return dict(
-            self.conn.execute(
-                f"""
-                SELECT rating_key, source_digest FROM items
-                WHERE library_id = ? AND kind = ? AND source_digest IS NOT NULL
-                  AND state IN ({_in(len(PRESENT_STATES))})
-                """,
-                (library_id, kind, *PRESENT_STATES),
-            ).fetchall()
-        )
+    def source_digests(
+        self, library_id: int, kinds: Sequence[str], show_keys: Iterable[str] | None = None
+    ) -> dict[str, bytes]:
+        """Return rating key → source digest of a library's present items of some kinds.
+
+        With `show_keys`, only the seasons and episodes of those shows.
+        """
+        sql = f"""
+            SELECT rating_key, source_digest FROM items
+            WHERE library_id = ? AND kind IN ({_in(len(kinds))}) AND source_digest IS NOT NULL
+              AND state IN ({_in(len(PRESENT_STATES))})
+        """
+        params: list[Any] = [library_id, *kinds, *PRESENT_STATES]
+        if show_keys is not None:
+            sql += " AND show_key IN (SELECT value FROM json_each(?))"
+            params.append(_json_keys(show_keys))
+        return dict(self.conn.execute(sql, params).fetchall())
 
     def set_children_hydrated(self, item_ids: Sequence[int], hydrated: bool) -> None:
         """Mark shows whose children are (or are no longer) completely stored."""
