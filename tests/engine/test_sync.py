@@ -91,6 +91,8 @@ async def test_resync_without_changes_rewrites_nothing(
 
     assert [s.status for s in summaries] == ["ok", "ok"]
     assert sum(s.changed for s in summaries) == 0
+    # Every show entry matched its stored source digest: none was parsed.
+    assert summaries[1].matched == len(_shows(emu_server))
     assert await rows(catalog, "SELECT * FROM items ORDER BY id") == before
     assert await rows(catalog, "SELECT * FROM parts ORDER BY id") == parts_before
     run_ids = [s.run_id for s in summaries]

@@ -251,7 +251,6 @@ class _PageResult:
     seen: list[str] = field(default_factory=list)
     # Shows of this page that need their children listed: rating key → (child, leaf counts).
     expand: dict[str, tuple[int, int]] = field(default_factory=dict)
-    show_counts: tuple[int, int] = (0, 0)
     problems: list[str] = field(default_factory=list)
     unidentified: int = 0
 
@@ -384,7 +383,6 @@ def _consider_show(
     dehydrate: list[int],
 ) -> None:
     child, leaf = item.child_count or 0, item.leaf_count or 0
-    result.show_counts = (result.show_counts[0] + child, result.show_counts[1] + leaf)
     stale = (
         old is None
         or old.digest != row.digest
@@ -465,19 +463,18 @@ def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
 
 def _drifted_shows(store: CatalogStore, library_id: int) -> dict[str, tuple[int, int]]:
     """Return hydrated shows whose present episodes differ in number from their leafCount."""
+    # Each show's count comes from the (library, show, kind, state) index alone.
     rows = store.query(
         f"""
         SELECT s.rating_key, s.child_count, s.leaf_count FROM items AS s
-        LEFT JOIN (
-            SELECT show_key, COUNT(*) AS episodes FROM items
-            WHERE library_id = ? AND kind = 'episode' AND state IN ({_PRESENT_MARKS})
-            GROUP BY show_key
-        ) AS c ON c.show_key = s.rating_key
         WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
           AND s.state IN ({_PRESENT_MARKS})
-          AND COALESCE(c.episodes, 0) != COALESCE(s.leaf_count, 0)
+          AND COALESCE(s.leaf_count, 0) != (
+              SELECT COUNT(*) FROM items AS e
+              WHERE e.library_id = s.library_id AND e.show_key = s.rating_key
+                AND e.kind = 'episode' AND e.state IN ({_PRESENT_MARKS}))
         """,
-        (library_id, *PRESENT_STATES, library_id, *PRESENT_STATES),
+        (library_id, *PRESENT_STATES, *PRESENT_STATES),
     )
     return {str(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
 
@@ -884,14 +881,24 @@ class _LibraryRun:
         await self._consume(listing, top_level=True)
 
     async def _sync_shows(self) -> None:
-        listing = self.client.section_items(self.section.key, PlexType.SHOW)
+        # Light runs skip the shows whose entries did not change and whose children are all
+        # stored: nothing about them needs a decision. Deep runs look at every show.
+        known = (
+            None
+            if self.deep
+            else await self.catalog.call(
+                CatalogStore.source_digests,
+                self.ctx.library_id,
+                (ItemKind.SHOW.value,),
+                hydrated_only=True,
+            )
+        )
+        listing = self.client.section_items(self.section.key, PlexType.SHOW, known=known)
+        del known
         results = await self._consume(listing, top_level=True)
         expand: dict[str, tuple[int, int]] = {}
-        seasons = episodes = 0
         for result in results:
             expand.update(result.expand)
-            seasons += result.show_counts[0]
-            episodes += result.show_counts[1]
         if not self.deep and self.watermark is not None:
             await self._recently_updated()
             # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
@@ -903,6 +910,7 @@ class _LibraryRun:
                 expand.setdefault(show_key, counts)
         if not expand:
             return
+        seasons, episodes = await self.catalog.call(CatalogStore.show_totals, self.ctx.library_id)
         page = self.client.page_size
         # Cost in items handled, a request counting as REQUEST_COST_ITEMS: per show, only the
         # expanded shows' children; section-wide, every season and episode of the library.

@@ -482,17 +482,25 @@ class CatalogStore:
         self.conn.executemany("UPDATE items SET source_digest = ? WHERE id = ?", rows)
 
     def source_digests(
-        self, library_id: int, kinds: Sequence[str], show_keys: Iterable[str] | None = None
+        self,
+        library_id: int,
+        kinds: Sequence[str],
+        show_keys: Iterable[str] | None = None,
+        *,
+        hydrated_only: bool = False,
     ) -> dict[str, bytes]:
         """Return rating key → source digest of a library's present items of some kinds.
 
-        With `show_keys`, only the seasons and episodes of those shows.
+        With `show_keys`, only the seasons and episodes of those shows; with `hydrated_only`,
+        only shows whose children are all stored.
         """
         sql = f"""
             SELECT rating_key, source_digest FROM items
             WHERE library_id = ? AND kind IN ({_in(len(kinds))}) AND source_digest IS NOT NULL
               AND state IN ({_in(len(PRESENT_STATES))})
         """
+        if hydrated_only:
+            sql += " AND children_hydrated = 1"
         params: list[Any] = [library_id, *kinds, *PRESENT_STATES]
         if show_keys is not None:
             sql += " AND show_key IN (SELECT value FROM json_each(?))"
@@ -536,17 +544,30 @@ class CatalogStore:
         Movies and shows count; seasons and episodes only under shows whose children were
         listed completely.
         """
+        seen = _json_keys(seen_keys)
+        present = _in(len(PRESENT_STATES))
+        # Two indexed queries: an OR of both would scan the whole library.
         rows = self.conn.execute(
             f"""
-            SELECT rating_key FROM items
-            WHERE library_id = ? AND state IN ({_in(len(PRESENT_STATES))})
+            SELECT id, rating_key FROM items
+            WHERE library_id = ? AND kind IN ('movie', 'show') AND state IN ({present})
               AND rating_key NOT IN (SELECT value FROM json_each(?))
-              AND (kind IN ('movie', 'show') OR show_key IN (SELECT value FROM json_each(?)))
-            ORDER BY id
             """,
-            (library_id, *PRESENT_STATES, _json_keys(seen_keys), _json_keys(expanded_show_keys)),
+            (library_id, *PRESENT_STATES, seen),
         ).fetchall()
-        return [row[0] for row in rows]
+        expanded = list(expanded_show_keys)
+        if expanded:
+            rows += self.conn.execute(
+                f"""
+                SELECT id, rating_key FROM items
+                WHERE library_id = ? AND show_key IN (SELECT value FROM json_each(?))
+                  AND kind IN ('season', 'episode') AND state IN ({present})
+                  AND rating_key NOT IN (SELECT value FROM json_each(?))
+                """,
+                (library_id, _json_keys(expanded), *PRESENT_STATES, seen),
+            ).fetchall()
+        rows.sort()
+        return [row[1] for row in rows]
 
     def finalize_library(
         self,
@@ -572,7 +593,8 @@ class CatalogStore:
         deleted = conn.execute(
             """
             UPDATE items SET state = 'DELETED', deleted_at = ?, changed_run_id = ?
-            WHERE library_id = ? AND state = 'MISSING' AND missing_since <= ?
+            WHERE library_id = ? AND kind IN ('movie', 'show', 'season', 'episode')
+              AND state = 'MISSING' AND missing_since <= ?
             """,
             (now, run_id, library_id, now - retention_seconds),
         ).rowcount
@@ -657,12 +679,25 @@ class CatalogStore:
 
     def watermark(self, library_id: int, kinds: Sequence[str]) -> int | None:
         """Return the newest Plex `updatedAt` among a library's items of some kinds."""
+        # One indexed MAX per kind (an IN over kinds would scan).
+        newest = [
+            self.conn.execute(
+                "SELECT MAX(updated_at_plex) FROM items WHERE library_id = ? AND kind = ?",
+                (library_id, kind),
+            ).fetchone()[0]
+            for kind in kinds
+        ]
+        found = [int(value) for value in newest if value is not None]
+        return max(found) if found else None
+
+    def show_totals(self, library_id: int) -> tuple[int, int]:
+        """Return the seasons and episodes Plex reported for a library's present shows."""
         row = self.conn.execute(
-            f"SELECT MAX(updated_at_plex) FROM items WHERE library_id = ? "
-            f"AND kind IN ({_in(len(kinds))})",
-            (library_id, *kinds),
+            f"SELECT COALESCE(SUM(child_count), 0), COALESCE(SUM(leaf_count), 0) FROM items "
+            f"WHERE library_id = ? AND kind = 'show' AND state IN ({_in(len(PRESENT_STATES))})",
+            (library_id, *PRESENT_STATES),
         ).fetchone()
-        return None if row[0] is None else int(row[0])
+        return int(row[0]), int(row[1])
 
     def present_count(self, library_id: int, kind: str) -> int:
         """Return how many items of a kind a library holds in a present state."""

@@ -175,11 +175,16 @@ _V4: Final = """
 ALTER TABLE libraries ADD COLUMN last_full_listing_at INTEGER;
 """
 
-# --- version 5: a digest of the entry as Plex sent it ---------------------------------------
+# --- version 5: a digest of the entry as Plex sent it; indexes for light runs ---------------
 
-# Lets a full listing skip unchanged entries before parsing them (see engine/sync.py).
+# `source_digest` lets a full listing skip unchanged entries before parsing them (see
+# engine/sync.py). The updatedAt index answers a run's watermark without a scan; the wider
+# show index counts a show's present episodes (drift check) from the index alone.
 _V5: Final = """
 ALTER TABLE items ADD COLUMN source_digest BLOB;
+CREATE INDEX items_library_kind_updated ON items (library_id, kind, updated_at_plex);
+DROP INDEX items_library_show;
+CREATE INDEX items_library_show ON items (library_id, show_key, kind, state);
 """
 
 # --- views (recreated on every open, so they always match the code) -------------------------
