@@ -31,7 +31,7 @@ try:  # orjson ships with Home Assistant and is several times faster than json.
         return orjson.loads(body)
 
     def _canonical(entry: dict[str, Any]) -> bytes:
-        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(entry)
 
 except ImportError:  # pragma: no cover - exercised only without orjson
 
@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - exercised only without orjson
         return json.loads(body)
 
     def _canonical(entry: dict[str, Any]) -> bytes:
-        return json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps(entry, separators=(",", ":")).encode()
 
 
 type Node = Mapping[str, Any]
@@ -446,9 +446,11 @@ def parse_item(
 
 
 def source_digest(entry: dict[str, Any]) -> bytes:
-    """Return a digest of an entry exactly as Plex sent it, whatever its key order.
+    """Return a digest of an entry exactly as Plex sent it, in its key order.
 
     Equal digests mean nothing Plex reports about the item changed (watch state included).
+    Plex keeps its key order; if a server changed it, its entries would be parsed and
+    compared once more (the content digest decides what changed), not taken for changes.
     """
     return hashlib.blake2b(_canonical(entry), digest_size=16, person=_SOURCE_DIGEST_KIND).digest()
 
