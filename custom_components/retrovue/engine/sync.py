@@ -530,6 +530,18 @@ async def read_ahead[T](source: AsyncIterable[T]) -> AsyncIterator[T]:
             await aclose()
 
 
+def _merged(pages: Sequence[Page]) -> Page:
+    """Return several pages as one (to store them in one transaction)."""
+    return Page(
+        items=tuple(item for page in pages for item in page.items),
+        problems=tuple(problem for page in pages for problem in page.problems),
+        offset=0,
+        received=sum(page.received for page in pages),
+        total_size=None,
+        unchanged=tuple(key for page in pages for key in page.unchanged),
+    )
+
+
 async def fetch_show_pages(
     client: PlexClient, show_key: str, known: Mapping[str, bytes] | None = None
 ) -> list[Page]:
@@ -990,6 +1002,20 @@ class _LibraryRun:
                 except PlexError as err:
                     return show_key, err
 
+        # Shows are stored in batches of about a page (one transaction each), not one
+        # transaction per show page; a show counts as expanded once its batch is stored.
+        batch: list[Page] = []
+        batch_shows: list[str] = []
+
+        async def store_batch() -> None:
+            if not batch_shows:
+                return
+            await self._apply(_merged(batch))
+            self.expanded.update(batch_shows)
+            await self.catalog.call(_mark_hydrated, self.server.server_id, list(batch_shows))
+            batch.clear()
+            batch_shows.clear()
+
         tasks = [asyncio.ensure_future(fetch(key)) for key in show_keys]
         try:
             for next_done in asyncio.as_completed(tasks):
@@ -1003,10 +1029,11 @@ class _LibraryRun:
                         self.ctx.now,
                     )
                     continue
-                for page in outcome:
-                    await self._apply(page)
-                self.expanded.add(show_key)
-                await self.catalog.call(_mark_hydrated, self.server.server_id, [show_key])
+                batch.extend(outcome)
+                batch_shows.append(show_key)
+                if sum(page.received for page in batch) >= self.client.page_size:
+                    await store_batch()
+            await store_batch()
         finally:
             for task in tasks:
                 task.cancel()
