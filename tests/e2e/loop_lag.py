@@ -3,7 +3,8 @@
 A probe integration, written into the test config, runs a task on Home Assistant's own event
 loop that sleeps 10 ms again and again and records how late it wakes up: the overshoot is the
 time something else held the loop. The probe is reset right before Retrovue is added, and read
-when the first (cold) sync has filled the sensors.
+when the first (cold) sync has filled the sensors. Then it is reset again around a deep
+re-sync (`retrovue.sync_library` with `deep: true`, nothing changed), reported under `deep`.
 """
 
 from __future__ import annotations
@@ -145,9 +146,24 @@ async def _measure(workload: str) -> dict[str, Any]:
             elapsed = time.monotonic() - started
             answer = await stack.api.post("/api/services/retrovue_probe/report?return_response")
             stats = answer["service_response"]
+            await stack.api.post("/api/services/retrovue_probe/reset")
+            began = time.monotonic()
+            await stack.api.post(
+                "/api/services/retrovue/sync_library?return_response",
+                {"config_entry_id": stack.entry_id, "deep": True},
+            )
+            deep_seconds = time.monotonic() - began
+            answer = await stack.api.post("/api/services/retrovue_probe/report?return_response")
+            deep = {"seconds": deep_seconds, **answer["service_response"]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"workload": workload, "counts": counts, "cold_sync_seconds": elapsed, **stats}
+    return {
+        "workload": workload,
+        "counts": counts,
+        "cold_sync_seconds": elapsed,
+        **stats,
+        "deep": deep,
+    }
 
 
 def main() -> int:
