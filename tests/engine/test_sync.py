@@ -620,3 +620,27 @@ async def test_rows_without_source_digests_are_parsed_and_not_rewritten(
 
     _, deep = await sync_all(client, catalog, deep=True)
     assert sum(s.matched for s in deep) == len(emu_server.items) - len(_shows(emu_server))
+
+
+async def test_one_item_replaced_by_another_is_still_marked_missing(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    # Plex's totals stay the same; the catalog must still see which item went.
+    await sync_all(client, catalog)
+    movies = [i.rating_key for i in emu_server.items.values() if i.type == "movie"]
+    episode_rk = _episode_of(emu_server, _shows(emu_server)[0])
+    show_rk = _shows(emu_server)[1]
+    emu_server.remove_item(movies[3])
+    added = emu_server.add_movie("1", "Another Film", 2011)
+    emu_server.remove_item(episode_rk)
+    emu_server.add_episodes(show_rk, 1)
+
+    _, summaries = await sync_all(client, catalog, deep=True)
+
+    assert [s.status for s in summaries] == ["ok", "ok"]
+    assert [s.missing_promoted for s in summaries] == [1, 1]
+    found = await states(catalog, emu_server.machine_identifier)
+    assert found[str(movies[3])] == "MISSING"
+    assert found[str(episode_rk)] == "MISSING"
+    assert found[str(added.rating_key)] == "ACTIVE"
+    assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)

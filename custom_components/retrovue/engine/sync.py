@@ -417,12 +417,14 @@ def _finalize(
     mappings_digest: str,
     remap: bool,
     full_listing: bool,
+    check_missing: bool,
 ) -> tuple[int, int]:
     with store.transaction():
         if remap:
             _restate_library(store, ctx)
         # A run verified by counts instead of a full listing saw only what changed: it may
-        # promote DELETED items but never mark anything MISSING.
+        # promote DELETED items but never mark anything MISSING. Neither does a full listing
+        # that saw every present item (`check_missing` is then False).
         missing, deleted = store.finalize_library(
             ctx.library_id,
             seen,
@@ -430,7 +432,7 @@ def _finalize(
             ctx.now,
             retention_seconds,
             ctx.run_id,
-            mark_missing=full_listing,
+            mark_missing=check_missing,
         )
         store.mark_library_synced(
             ctx.library_id,
@@ -652,6 +654,8 @@ class _LibraryRun:
         self.logged_problems = 0
         self.watermark: int | None = None
         self.full_listing = True
+        # Every movie, or every show with all its seasons and episodes, was listed.
+        self.whole_library = False
         self.setup: _RunSetup
         self.summary: SyncSummary
         self.ctx: _ApplyContext
@@ -704,7 +708,8 @@ class _LibraryRun:
                 await self._sync_shows()
             if self.incomplete:
                 raise _IncompleteError("; ".join(self.incomplete))
-            if self.full_listing:
+            check_missing = self.full_listing and not await self._all_seen()
+            if check_missing:
                 await self._confirm_missing()
             missing, deleted = await self.catalog.call(
                 _finalize,
@@ -715,6 +720,7 @@ class _LibraryRun:
                 mappings_digest,
                 mappings_digest != setup.mappings_digest,
                 self.full_listing,
+                check_missing,
             )
             self.summary.missing_promoted = missing
             self.summary.deleted_promoted = deleted
@@ -766,6 +772,17 @@ class _LibraryRun:
         self._emit("library_done")
 
     # --- listings ------------------------------------------------------------------------
+
+    async def _all_seen(self) -> bool:
+        """Return whether a run that listed the whole library saw every present item.
+
+        Without a bad entry, every key a run saw is a present item of this library, so equal
+        counts mean that nothing is missing, and the checks item by item can be skipped.
+        """
+        if not self.whole_library or self.summary.errors:
+            return False
+        present = await self.catalog.call(CatalogStore.present_total, self.ctx.library_id)
+        return present == len(self.seen)
 
     async def _confirm_missing(self) -> None:
         """Ask Plex directly about items the listing did not return before calling them missing.
@@ -891,6 +908,7 @@ class _LibraryRun:
             self.section.key, PlexType.MOVIE, known=await self._known(ItemKind.MOVIE)
         )
         await self._consume(listing, top_level=True)
+        self.whole_library = True
 
     async def _sync_shows(self) -> None:
         # Light runs skip the shows whose entries did not change and whose children are all
@@ -981,6 +999,7 @@ class _LibraryRun:
             return
         # Every show's children were listed: all listed shows count as expanded.
         self.expanded.update(listed)
+        self.whole_library = True
         await self.catalog.call(_mark_hydrated, self.server.server_id, show_keys)
 
     async def _expand_shows(self, show_keys: list[str]) -> None:

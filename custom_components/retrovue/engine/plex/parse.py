@@ -512,6 +512,8 @@ def _tolerant_item(
 
 def _is_pseudo(entry: Any) -> bool:
     """Return whether an entry is PMS's "All episodes" shortcut in a show's children."""
+    if entry.__class__ is dict and entry.get("ratingKey"):
+        return False  # nearly every entry: the shortcut has no ratingKey
     return (
         isinstance(entry, dict)
         and not entry.get("ratingKey")

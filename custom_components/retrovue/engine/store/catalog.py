@@ -695,6 +695,16 @@ class CatalogStore:
         found = [int(value) for value in newest if value is not None]
         return max(found) if found else None
 
+    def present_total(self, library_id: int) -> int:
+        """Return how many items of any kind a library holds in a present state."""
+        row = self.conn.execute(
+            f"SELECT COUNT(*) FROM items WHERE library_id = ? "
+            f"AND kind IN ('movie', 'show', 'season', 'episode') "
+            f"AND state IN ({_in(len(PRESENT_STATES))})",
+            (library_id, *PRESENT_STATES),
+        ).fetchone()
+        return int(row[0])
+
     def show_totals(self, library_id: int) -> tuple[int, int]:
         """Return the seasons and episodes Plex reported for a library's present shows."""
         row = self.conn.execute(
