@@ -30,7 +30,7 @@ from .paths import PathMapper, PathMapping
 from .plex.client import Listing, PlexClient
 from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
 from .plex.guids import parse_guids
-from .plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
+from .plex.models import ItemKind, Page, PlexItem, PlexType, Section
 from .store.catalog import PRESENT_STATES, Catalog, CatalogStore, StoredItem
 
 LOGGER = logging.getLogger(__name__)
@@ -266,22 +266,17 @@ class _ApplyContext:
     label: str
 
 
-def _apply_page(
-    store: CatalogStore,
-    ctx: _ApplyContext,
-    items: Sequence[PlexItem],
-    problems: Sequence[ItemProblem],
-    unchanged: Sequence[str] = (),
-) -> _PageResult:
+def _apply_page(store: CatalogStore, ctx: _ApplyContext, page: Page) -> _PageResult:
     """Compare a page with the catalog and write what changed, in one transaction.
 
-    `unchanged` are rating keys whose entries matched their stored source digest: seen, and
-    left alone.
+    `Page.unchanged` are rating keys whose entries matched their stored source digest: seen,
+    and left alone.
     """
+    unchanged = page.unchanged
     result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
     rows = [
         build_row(item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper)
-        for item in items
+        for item in page.items
     ]
     inserts: list[_Row] = []
     updates: list[tuple[int, _Row]] = []
@@ -350,7 +345,7 @@ def _apply_page(
             store.set_children_hydrated(dehydrate, hydrated=False)
         if sources:
             store.set_source_digests(sources)
-        for problem in problems:
+        for problem in page.problems:
             if problem.rating_key is None:
                 result.unidentified += 1
             else:
@@ -781,7 +776,7 @@ class _LibraryRun:
         """
         if not self.whole_library or self.summary.errors:
             return False
-        present = await self.catalog.call(CatalogStore.present_total, self.ctx.library_id)
+        present = await self.catalog.call(CatalogStore.present_count, self.ctx.library_id)
         return present == len(self.seen)
 
     async def _confirm_missing(self) -> None:
@@ -812,19 +807,27 @@ class _LibraryRun:
                 )
                 await self._apply(page)
 
-    async def _known(self, kind: ItemKind) -> dict[str, bytes]:
-        """Return the source digests of the library's present items of a kind.
+    async def _known(
+        self,
+        *kinds: ItemKind,
+        show_keys: Sequence[str] | None = None,
+        hydrated_only: bool = False,
+    ) -> dict[str, bytes]:
+        """Return the source digests of the library's present items of some kinds.
 
-        A full listing parses only the entries that differ from these.
+        A listing given these parses only the entries that differ from them (see
+        `CatalogStore.source_digests` for `show_keys` and `hydrated_only`).
         """
         return await self.catalog.call(
-            CatalogStore.source_digests, self.ctx.library_id, (kind.value,)
+            CatalogStore.source_digests,
+            self.ctx.library_id,
+            tuple(kind.value for kind in kinds),
+            show_keys,
+            hydrated_only=hydrated_only,
         )
 
     async def _apply(self, page: Page) -> _PageResult:
-        result = await self.catalog.call(
-            _apply_page, self.ctx, page.items, page.problems, page.unchanged
-        )
+        result = await self.catalog.call(_apply_page, self.ctx, page)
         summary = self.summary
         summary.processed += result.processed
         summary.changed += result.changed
@@ -892,7 +895,7 @@ class _LibraryRun:
             if listing.stats.complete and not self.incomplete:
                 on_server = await self.client.count(self.section.key, PlexType.MOVIE)
                 stored = await self.catalog.call(
-                    CatalogStore.present_count, self.ctx.library_id, "movie"
+                    CatalogStore.present_count, self.ctx.library_id, ("movie",)
                 )
                 if on_server is not None and on_server == stored:
                     self.full_listing = False
@@ -913,18 +916,8 @@ class _LibraryRun:
     async def _sync_shows(self) -> None:
         # Light runs skip the shows whose entries did not change and whose children are all
         # stored: nothing about them needs a decision. Deep runs look at every show.
-        known = (
-            None
-            if self.deep
-            else await self.catalog.call(
-                CatalogStore.source_digests,
-                self.ctx.library_id,
-                (ItemKind.SHOW.value,),
-                hydrated_only=True,
-            )
-        )
+        known = None if self.deep else await self._known(ItemKind.SHOW, hydrated_only=True)
         listing = self.client.section_items(self.section.key, PlexType.SHOW, known=known)
-        del known
         results = await self._consume(listing, top_level=True)
         expand: dict[str, tuple[int, int]] = {}
         for result in results:
@@ -1005,12 +998,7 @@ class _LibraryRun:
     async def _expand_shows(self, show_keys: list[str]) -> None:
         """Expand a few shows, each with its season and episode listings."""
         semaphore = asyncio.Semaphore(self.expand_concurrency)
-        known = await self.catalog.call(
-            CatalogStore.source_digests,
-            self.ctx.library_id,
-            (ItemKind.SEASON.value, ItemKind.EPISODE.value),
-            show_keys,
-        )
+        known = await self._known(ItemKind.SEASON, ItemKind.EPISODE, show_keys=show_keys)
 
         async def fetch(show_key: str) -> tuple[str, list[Page] | PlexError]:
             async with semaphore:
@@ -1144,9 +1132,7 @@ async def refresh_items(
             elif item.kind is ItemKind.SEASON:
                 pages.extend([page async for page in client.children(item.rating_key)])
             for page in pages:
-                result = await catalog.call(
-                    _apply_page, ctx, page.items, page.problems, page.unchanged
-                )
+                result = await catalog.call(_apply_page, ctx, page)
                 summary.changed += result.changed
                 summary.skipped += result.skipped
                 summary.errors += result.errors

@@ -25,6 +25,7 @@ from .schema import SCHEMA_VERSION, migrate
 LOGGER = logging.getLogger(__name__)
 
 PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
+ITEM_KINDS: Final = ("movie", "show", "season", "episode")
 # SQLite 3.32+ allows 32766 bound variables; stay well below.
 _CHUNK: Final = 5000
 
@@ -695,16 +696,6 @@ class CatalogStore:
         found = [int(value) for value in newest if value is not None]
         return max(found) if found else None
 
-    def present_total(self, library_id: int) -> int:
-        """Return how many items of any kind a library holds in a present state."""
-        row = self.conn.execute(
-            f"SELECT COUNT(*) FROM items WHERE library_id = ? "
-            f"AND kind IN ('movie', 'show', 'season', 'episode') "
-            f"AND state IN ({_in(len(PRESENT_STATES))})",
-            (library_id, *PRESENT_STATES),
-        ).fetchone()
-        return int(row[0])
-
     def show_totals(self, library_id: int) -> tuple[int, int]:
         """Return the seasons and episodes Plex reported for a library's present shows."""
         row = self.conn.execute(
@@ -714,12 +705,12 @@ class CatalogStore:
         ).fetchone()
         return int(row[0]), int(row[1])
 
-    def present_count(self, library_id: int, kind: str) -> int:
-        """Return how many items of a kind a library holds in a present state."""
+    def present_count(self, library_id: int, kinds: Sequence[str] = ITEM_KINDS) -> int:
+        """Return how many items of some kinds (default: all) a library holds present."""
         row = self.conn.execute(
-            f"SELECT COUNT(*) FROM items WHERE library_id = ? AND kind = ? "
+            f"SELECT COUNT(*) FROM items WHERE library_id = ? AND kind IN ({_in(len(kinds))}) "
             f"AND state IN ({_in(len(PRESENT_STATES))})",
-            (library_id, kind, *PRESENT_STATES),
+            (library_id, *kinds, *PRESENT_STATES),
         ).fetchone()
         return int(row[0])
 
