@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 
 from custom_components.retrovue.engine.plex import ItemKind, PlexItem
@@ -13,6 +15,7 @@ from custom_components.retrovue.engine.plex.parse import (
     _tolerant_item,
     decode_container,
     parse_items,
+    parse_listing,
 )
 from tests.emulator import generate_server
 from tests.emulator.render import render
@@ -94,3 +97,87 @@ def test_unwanted_kinds_and_missing_keys_are_problems() -> None:
         "unexpected type 'movie'",
         "entry has no ratingKey",
     ]
+
+
+def _json_page(entries: list[Any], **attrs: Any) -> bytes:
+    return orjson.dumps({"MediaContainer": {"size": len(entries), **attrs, "Metadata": entries}})
+
+
+def test_typed_json_path_gives_what_the_quick_parser_gives() -> None:
+    entries = _entries("json")
+    page = parse_listing(_json_page(entries, totalSize=len(entries)), None, kinds=_KINDS)
+    assert page.received == len(entries) == len(page.items)
+    assert page.total_size == len(entries)
+    assert not page.problems
+    for entry, item in zip(entries, page.items, strict=True):
+        quick = _quick_item(entry, _KINDS, None)
+        assert msgspec.structs.replace(item, source_digest=None) == quick
+        assert item.source_digest is not None
+    # Every digest is the entry's: given them all, the same page parses nothing.
+    known = {item.source_digest: item.rating_key for item in page.items if item.source_digest}
+    again = parse_listing(_json_page(entries), None, kinds=_KINDS, known=known)
+    assert again.items == ()
+    assert again.unchanged == tuple(entry["ratingKey"] for entry in entries)
+    assert again.received == len(entries)
+    # One changed byte in one entry: only that entry is parsed.
+    entries[3] = {**entries[3], "viewCount": 99}
+    changed = parse_listing(_json_page(entries), None, kinds=_KINDS, known=known)
+    assert [item.rating_key for item in changed.items] == [entries[3]["ratingKey"]]
+    assert changed.items[0].view_count == 99
+    assert len(changed.unchanged) == len(entries) - 1
+
+
+@pytest.mark.parametrize(("key", "value", "warning"), _ODD_CHANGES)
+def test_odd_fields_in_a_json_page_reach_the_tolerant_parser(
+    key: str, value: Any, warning: str
+) -> None:
+    movies = [e for e in _entries("json") if e["type"] == "movie"][:3]
+    movies[1] = {**movies[1], key: value}
+    page = parse_listing(_json_page(movies), "application/json", kinds=(ItemKind.MOVIE,))
+    assert [item.rating_key for item in page.items] == [e["ratingKey"] for e in movies]
+    odd = page.items[1]
+    if warning:
+        assert any(warning in text for text in odd.warnings), odd.warnings
+        assert odd.source_digest is None  # reported again on every run, never skipped
+    assert page.items[0].warnings == page.items[2].warnings == ()
+
+
+def test_odd_json_pages_take_the_general_path() -> None:
+    container = {
+        "librarySectionID": 3,
+        "totalSize": "2",
+        "Metadata": [
+            {"ratingKey": 5, "type": "movie", "title": "T", "year": "19x9"},
+            {"type": "movie", "title": "No key"},
+            "garbage",
+        ],
+    }
+    body = orjson.dumps({"MediaContainer": container})
+    for variant in (body, b"  \n" + body):
+        page = parse_listing(variant, "application/json", kinds=(ItemKind.MOVIE,))
+        assert [item.rating_key for item in page.items] == ["5"]
+        assert page.items[0].section_key == "3"
+        assert any("year" in w for w in page.items[0].warnings)
+        assert [(p.rating_key, p.title) for p in page.problems] == [(None, "No key"), (None, None)]
+        assert page.total_size == 2
+
+
+def test_json_entries_that_are_not_items_are_problems_or_skipped() -> None:
+    movie = next(e for e in _entries("json") if e["type"] == "movie")
+    shortcut = {"key": "/library/metadata/9/allLeaves", "title": "All episodes"}
+    entries = [
+        shortcut,
+        movie,
+        "garbage",
+        {**movie, "ratingKey": ""},
+        {**movie, "ratingKey": "x", "type": "clip"},
+    ]
+    page = parse_listing(_json_page(entries, librarySectionID=4), None, kinds=(ItemKind.MOVIE,))
+    assert [item.rating_key for item in page.items] == [movie["ratingKey"]]
+    assert page.items[0].section_key == "4"
+    assert [p.message for p in page.problems] == [
+        "entry is not an object: str",
+        "entry has no ratingKey",
+        "unexpected type 'clip'",
+    ]
+    assert page.received == 4  # the shortcut is not an entry of the listing

@@ -540,7 +540,7 @@ def _merged(pages: Sequence[Page]) -> Page:
 
 
 async def fetch_show_pages(
-    client: PlexClient, show_key: str, known: Mapping[str, bytes] | None = None
+    client: PlexClient, show_key: str, known: Mapping[bytes, str] | None = None
 ) -> list[Page]:
     """Return every page of a show's seasons and episodes; raise if either listing was cut.
 
@@ -812,8 +812,8 @@ class _LibraryRun:
         *kinds: ItemKind,
         show_keys: Sequence[str] | None = None,
         hydrated_only: bool = False,
-    ) -> dict[str, bytes]:
-        """Return the source digests of the library's present items of some kinds.
+    ) -> dict[bytes, str]:
+        """Return the source digests of the library's present items of some kinds (→ key).
 
         A listing given these parses only the entries that differ from them (see
         `CatalogStore.source_digests` for `show_keys` and `hydrated_only`).

@@ -27,7 +27,7 @@ from .parse import (
     BodyError,
     decode_container,
     parse_identity,
-    parse_items,
+    parse_listing,
     parse_sections,
 )
 
@@ -72,7 +72,7 @@ class Listing:
         params: Mapping[str, str],
         kinds: Sequence[ItemKind],
         page_size: int,
-        known: Mapping[str, bytes] | None = None,
+        known: Mapping[bytes, str] | None = None,
     ) -> None:
         """Prepare the listing; nothing is requested until iteration."""
         self._client = client
@@ -179,15 +179,15 @@ class PlexClient:
 
     async def identity(self) -> ServerIdentity:
         """Return the server's identity from `/identity` (no token needed)."""
-        return await self._get("identity", "/identity", parse_identity, auth=False)
+        return await self._get("identity", "/identity", _container(parse_identity), auth=False)
 
     async def server_info(self) -> ServerIdentity:
         """Return identity, version and friendly name from `/` (checks the token)."""
-        return await self._get("root", "/", parse_identity)
+        return await self._get("root", "/", _container(parse_identity))
 
     async def sections(self) -> list[Section]:
         """Return every library section."""
-        return await self._get("sections", "/library/sections", parse_sections)
+        return await self._get("sections", "/library/sections", _container(parse_sections))
 
     async def count(self, section_key: str, plex_type: PlexType, **filters: str) -> int | None:
         """Return how many items of a type a section holds (None when the server won't say)."""
@@ -203,11 +203,11 @@ class PlexClient:
         *,
         filters: Mapping[str, str] | None = None,
         page_size: int | None = None,
-        known: Mapping[str, bytes] | None = None,
+        known: Mapping[bytes, str] | None = None,
     ) -> Listing:
         """Return a paged listing of one type of item in a section, in ratingKey order.
 
-        Entries whose digest matches `known` (rating key → `PlexItem.source_digest`) are not
+        Entries whose digest is in `known` (`PlexItem.source_digest` → rating key) are not
         parsed: pages list them in `Page.unchanged`.
         """
         params = {
@@ -232,7 +232,7 @@ class PlexClient:
         rating_key: str,
         *,
         page_size: int | None = None,
-        known: Mapping[str, bytes] | None = None,
+        known: Mapping[bytes, str] | None = None,
     ) -> Listing:
         """Return a paged listing of an item's children (show → seasons, season → episodes)."""
         return Listing(
@@ -250,7 +250,7 @@ class PlexClient:
         rating_key: str,
         *,
         page_size: int | None = None,
-        known: Mapping[str, bytes] | None = None,
+        known: Mapping[bytes, str] | None = None,
     ) -> Listing:
         """Return a paged listing of every episode of a show or season."""
         return Listing(
@@ -291,7 +291,7 @@ class PlexClient:
         kinds: Sequence[ItemKind],
         start: int,
         size: int,
-        known: Mapping[str, bytes] | None = None,
+        known: Mapping[bytes, str] | None = None,
     ) -> Page:
         paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
         return await self._get(
@@ -306,7 +306,7 @@ class PlexClient:
         self,
         endpoint: str,
         path: str,
-        build: Callable[[Mapping[str, Any]], T],
+        build: Callable[[bytes, str | None], T],
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -351,7 +351,7 @@ class PlexClient:
         path: str,
         url: str,
         headers: Mapping[str, str],
-        build: Callable[[Mapping[str, Any]], T],
+        build: Callable[[bytes, str | None], T],
     ) -> T:
         self.requests[endpoint] += 1
         try:
@@ -413,24 +413,29 @@ class PlexClient:
 
         try:
             if len(body) > OFF_LOOP_BODY_BYTES:
-                return await asyncio.to_thread(_decode, body, content_type, build)
-            return _decode(body, content_type, build)
+                return await asyncio.to_thread(build, body, content_type)
+            return build(body, content_type)
         except BodyError as err:
             raise _RetryError(PlexResponseError(str(err), server=self.name, endpoint=path)) from err
 
 
-def _decode[T](body: bytes, content_type: str | None, build: Callable[[Mapping[str, Any]], T]) -> T:
-    container, fmt = decode_container(body, content_type)
-    if fmt != FORMAT_JSON:
-        LOGGER.debug("XML answer although JSON was asked")
-    return build(container)
+def _container[T](parse: Callable[[Mapping[str, Any]], T]) -> Callable[[bytes, str | None], T]:
+    """Return a body builder that decodes the MediaContainer and hands it to `parse`."""
+
+    def build(body: bytes, content_type: str | None) -> T:
+        container, fmt = decode_container(body, content_type)
+        if fmt != FORMAT_JSON:
+            LOGGER.debug("XML answer although JSON was asked")
+        return parse(container)
+
+    return build
 
 
 def _items_builder(
-    kinds: Sequence[ItemKind], start: int, known: Mapping[str, bytes] | None = None
-) -> Callable[[Mapping[str, Any]], Page]:
-    def build(container: Mapping[str, Any]) -> Page:
-        return parse_items(container, kinds=kinds, offset=start, known=known)
+    kinds: Sequence[ItemKind], start: int, known: Mapping[bytes, str] | None = None
+) -> Callable[[bytes, str | None], Page]:
+    def build(body: bytes, content_type: str | None) -> Page:
+        return parse_listing(body, content_type, kinds=kinds, offset=start, known=known)
 
     return build
 

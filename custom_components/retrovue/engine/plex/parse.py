@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any, Final
 
+import msgspec
 import xmltodict
 
 from .models import (
@@ -430,6 +431,239 @@ def _quick_item(
         return None
 
 
+# --- JSON listings, typed -----------------------------------------------------------------------
+#
+# A JSON listing page is first split into its entries' raw bytes, without building them. An
+# entry whose bytes hash to a digest the caller holds is unchanged and never decoded (a deep
+# re-sync of an unchanged library decodes nothing). The others are decoded by msgspec straight
+# into typed structs; an entry whose fields do not have the types Plex documents fails that
+# decode and goes through `parse_item`, which says what is odd about it. A page that is not
+# the expected shape at all takes the general path (`decode_container` + `parse_items`).
+
+
+class _JsonPart(msgspec.Struct, gc=False, rename="camel"):
+    id: int | str | None = None
+    key: str | None = None
+    file: str | None = None
+    size: int | None = None
+    duration: int | None = None
+    container: str | None = None
+
+
+class _JsonMedia(msgspec.Struct, gc=False, rename="camel"):
+    id: int | str | None = None
+    duration: int | None = None
+    bitrate: int | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    audio_channels: int | None = None
+    video_resolution: str | None = None
+    container: str | None = None
+    parts: tuple[_JsonPart, ...] = msgspec.field(default=(), name="Part")
+
+
+class _JsonGuid(msgspec.Struct, gc=False):
+    id: str
+
+
+class _JsonEntry(msgspec.Struct, gc=False, rename="camel"):
+    rating_key: str | None = None
+    title: str | None = None
+    type: str | None = None
+    section_key: int | str | None = msgspec.field(default=None, name="librarySectionID")
+    parent_rating_key: str | None = None
+    grandparent_rating_key: str | None = None
+    parent_title: str | None = None
+    grandparent_title: str | None = None
+    index: int | None = None
+    parent_index: int | None = None
+    year: int | None = None
+    guid: str | None = None
+    guids: tuple[_JsonGuid, ...] = msgspec.field(default=(), name="Guid")
+    added_at: int | None = None
+    updated_at: int | None = None
+    originally_available_at: str | None = None
+    child_count: int | None = None
+    leaf_count: int | None = None
+    viewed_leaf_count: int | None = None
+    view_count: int | None = None
+    last_viewed_at: int | None = None
+    view_offset: int | None = None
+    duration: int | None = None
+    media: tuple[_JsonMedia, ...] = msgspec.field(default=(), name="Media")
+
+
+class _JsonContainer(msgspec.Struct, gc=False, rename="pascal"):
+    metadata: tuple[msgspec.Raw, ...] = ()
+    video: tuple[msgspec.Raw, ...] = ()
+    directory: tuple[msgspec.Raw, ...] = ()
+    track: tuple[msgspec.Raw, ...] = ()
+    photo: tuple[msgspec.Raw, ...] = ()
+    total_size: int | None = msgspec.field(default=None, name="totalSize")
+    section_key: int | str | None = msgspec.field(default=None, name="librarySectionID")
+
+
+class _JsonListing(msgspec.Struct, gc=False, rename="pascal"):
+    container: _JsonContainer = msgspec.field(name="MediaContainer")
+
+
+_LISTING_DECODER: Final = msgspec.json.Decoder(_JsonListing)
+_ENTRY_DECODER: Final = msgspec.json.Decoder(_JsonEntry)
+
+
+def _id(value: int | str | None) -> str | None:
+    return str(value) if value.__class__ is int else (value or None)  # type: ignore[return-value]
+
+
+def _typed_item(
+    entry: _JsonEntry, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
+) -> PlexItem | None:
+    """Return the item of a typed entry, or None when it needs `parse_item`'s judgement."""
+    rating_key = entry.rating_key
+    title = entry.title
+    kind = _KINDS.get(entry.type) if entry.type is not None else None
+    if not rating_key or not title or kind not in kinds:
+        return None
+    guids = tuple(node.id for node in entry.guids)
+    if not all(guids):
+        return None
+    return PlexItem(
+        kind,  # type: ignore[arg-type]
+        rating_key,
+        title,
+        _id(entry.section_key) or section_key,
+        entry.parent_rating_key or None,
+        entry.grandparent_rating_key or None,
+        entry.parent_title or None,
+        entry.grandparent_title or None,
+        entry.index,
+        entry.parent_index,
+        entry.year,
+        entry.guid or None,
+        guids,
+        entry.added_at,
+        entry.updated_at,
+        entry.originally_available_at or None,
+        entry.child_count,
+        entry.leaf_count,
+        entry.viewed_leaf_count,
+        entry.view_count,
+        entry.last_viewed_at,
+        entry.view_offset,
+        entry.duration,
+        tuple(
+            Media(
+                _id(media.id),
+                media.duration,
+                media.bitrate,
+                media.width,
+                media.height,
+                media.video_codec or None,
+                media.audio_codec or None,
+                media.audio_channels,
+                media.video_resolution or None,
+                media.container or None,
+                tuple(
+                    Part(
+                        _id(part.id),
+                        part.key or None,
+                        part.file or None,
+                        part.size,
+                        part.duration,
+                        part.container or None,
+                    )
+                    for part in media.parts
+                ),
+            )
+            for media in entry.media
+        ),
+        source_digest=digest,
+    )
+
+
+def _raw_digest(raw: msgspec.Raw) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16, person=_SOURCE_DIGEST_KIND).digest()
+
+
+def _typed_page(
+    container: _JsonContainer,
+    kinds: Sequence[ItemKind],
+    offset: int,
+    known: Mapping[bytes, str] | None,
+) -> Page:
+    section_key = _id(container.section_key)
+    items: list[PlexItem] = []
+    problems: list[ItemProblem] = []
+    unchanged: list[str] = []
+    received = 0
+    for raws in (
+        container.metadata,
+        container.video,
+        container.directory,
+        container.track,
+        container.photo,
+    ):
+        for raw in raws:
+            digest = _raw_digest(raw)
+            if known is not None and (rating_key := known.get(digest)) is not None:
+                received += 1
+                unchanged.append(rating_key)
+                continue
+            try:
+                item = _typed_item(_ENTRY_DECODER.decode(raw), kinds, section_key, digest)
+            except msgspec.DecodeError:
+                item = None
+            if item is None:
+                entry = msgspec.json.decode(raw)  # valid JSON: part of a page that decoded
+                if _is_pseudo(entry):
+                    continue
+                parsed = parse_item(
+                    entry, kinds=kinds, section_key=section_key, source_digest=digest
+                )
+                if isinstance(parsed, ItemProblem):
+                    received += 1
+                    problems.append(parsed)
+                    continue
+                item = parsed
+            received += 1
+            items.append(item)
+    return Page(
+        items=tuple(items),
+        problems=tuple(problems),
+        offset=offset,
+        received=received,
+        total_size=container.total_size,
+        unchanged=tuple(unchanged),
+    )
+
+
+def parse_listing(
+    body: bytes,
+    content_type: str | None,
+    *,
+    kinds: Sequence[ItemKind],
+    offset: int = 0,
+    known: Mapping[bytes, str] | None = None,
+) -> Page:
+    """Return the page of a listing or detail answer, in JSON or XML.
+
+    `known` maps source digests the caller holds to their rating keys: entries that still
+    match are not parsed, only listed in `Page.unchanged`. Every well-formed item carries the
+    digest of its entry (`PlexItem.source_digest`).
+    """
+    if body[:1] == b"{":
+        try:
+            listing = _LISTING_DECODER.decode(body)
+        except msgspec.DecodeError:
+            pass  # not the usual shape: the general path below says what is wrong
+        else:
+            return _typed_page(listing.container, kinds, offset, known)
+    container, _fmt = decode_container(body, content_type)
+    return parse_items(container, kinds=kinds, offset=offset, known=known)
+
+
 def parse_item(
     entry: Any,
     *,
@@ -526,14 +760,14 @@ def parse_items(
     *,
     kinds: Sequence[ItemKind],
     offset: int = 0,
-    known: Mapping[str, bytes] | None = None,
+    known: Mapping[bytes, str] | None = None,
 ) -> Page:
-    """Return the items of a listing or detail container as a page.
+    """Return the items of a decoded listing or detail container as a page.
 
-    Every well-formed item carries the digest of its entry. `known` maps rating keys to the
-    digests the caller already holds: entries that still match are not parsed, only listed
-    in `Page.unchanged` (a full listing of an unchanged library then costs little more than
-    reading it).
+    Every well-formed item carries the digest of its entry. `known` maps the digests the
+    caller already holds to their rating keys: entries that still match are not parsed, only
+    listed in `Page.unchanged` (a full listing of an unchanged library then costs little more
+    than reading it).
 
     A dict container is consumed: its entries are freed one by one as they are converted,
     which keeps the number of live objects flat while a large page is parsed (fewer objects
@@ -556,8 +790,8 @@ def parse_items(
         received += 1
         digest = source_digest(entry) if entry.__class__ is dict else None
         if known is not None and digest is not None:
-            rating_key = entry.get("ratingKey")
-            if rating_key.__class__ is str and known.get(rating_key) == digest:
+            rating_key = known.get(digest)
+            if rating_key is not None and rating_key == entry.get("ratingKey"):
                 unchanged.append(rating_key)
                 continue
         parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)

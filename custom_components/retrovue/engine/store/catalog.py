@@ -489,14 +489,14 @@ class CatalogStore:
         show_keys: Iterable[str] | None = None,
         *,
         hydrated_only: bool = False,
-    ) -> dict[str, bytes]:
-        """Return rating key → source digest of a library's present items of some kinds.
+    ) -> dict[bytes, str]:
+        """Return source digest → rating key of a library's present items of some kinds.
 
         With `show_keys`, only the seasons and episodes of those shows; with `hydrated_only`,
         only shows whose children are all stored.
         """
         sql = f"""
-            SELECT rating_key, source_digest FROM items
+            SELECT source_digest, rating_key FROM items
             WHERE library_id = ? AND kind IN ({_in(len(kinds))}) AND source_digest IS NOT NULL
               AND state IN ({_in(len(PRESENT_STATES))})
         """
