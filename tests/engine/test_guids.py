@@ -7,6 +7,7 @@ import pytest
 from custom_components.retrovue.engine.plex.guids import (
     ExternalId,
     _parse_guid,
+    guid_rows,
     parse_guid,
     parse_guids,
     primary_external_id,
@@ -340,3 +341,30 @@ def test_generated_guids_parse_the_same_either_way() -> None:
     assert len(guids) > 100
     assert [parse_guid(g) for g in guids] == [_parse_guid(g) for g in guids]
     assert all(parse_guid(g) is not None for g in guids)
+
+
+def _rows_the_long_way(primary: str | None, extra: list[str]) -> list[tuple[str, str, str]]:
+    return [(ext.uri, ext.provider, ext.value) for ext in parse_guids(primary, extra)]
+
+
+@pytest.mark.parametrize(
+    ("primary", "extra"),
+    [
+        (None, []),
+        ("garbage", ["", "also garbage"]),
+        ("plex://movie/5d776825", ["imdb://TT0133093", "tmdb://603", "imdb://tt0133093"]),
+        ("com.plexapp.agents.imdb://tt0133093?lang=en", ["imdb://tt0133093", "tvdb://81189/1/2"]),
+        ("com.plexapp.agents.thetvdb://74205/1/1?lang=en", ["tvdb://74205", "tvdb://74205/1/1"]),
+        ("com.plexapp.agents.hama://anidb-123/1/1", ["local://1", "tmdb://"]),
+    ],
+)
+def test_guid_rows_are_the_parsed_ids(primary: str | None, extra: list[str]) -> None:
+    assert guid_rows(primary, extra) == _rows_the_long_way(primary, extra)
+
+
+def test_guid_rows_of_generated_items_are_the_parsed_ids() -> None:
+    server = generate_server(seed=5, movies=60, shows=8)
+    for item in server.items.values():
+        rows = guid_rows(item.guid, item.ext_guids)
+        assert rows == _rows_the_long_way(item.guid, list(item.ext_guids))
+        assert len({uri for uri, _, _ in rows}) == len(rows)

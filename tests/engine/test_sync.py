@@ -9,7 +9,12 @@ import pytest
 
 from custom_components.retrovue.engine.plex import PlexAuthError, PlexClient
 from custom_components.retrovue.engine.store import Catalog
-from custom_components.retrovue.engine.sync import SyncProgress, prepare_server, sync_library
+from custom_components.retrovue.engine.sync import (
+    READ_AHEAD_PAGES,
+    SyncProgress,
+    prepare_server,
+    sync_library,
+)
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
 
 from .conftest import TOKEN
@@ -440,22 +445,29 @@ async def test_two_servers_with_overlapping_rating_keys(
         assert await stored_items(catalog, first.machine_identifier) == expected_items(first)
 
 
-async def test_progress_reports_after_each_page(
+async def test_progress_reports_after_each_stored_batch(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog
 ) -> None:
-    events: list[SyncProgress] = []
+    events: list[tuple[str, int]] = []  # the summary is live: keep what it said then
     server = await prepare_server(client, catalog)
     summary = await sync_library(
-        client, catalog, server, server.sections[0].key, progress=events.append
+        client,
+        catalog,
+        server,
+        server.sections[0].key,
+        progress=lambda event: events.append((event.event, event.summary.processed)),
     )
 
-    names = [event.event for event in events]
-    assert names[0] == "library_start"
-    assert names[-1] == "library_done"
-    pages = [e for e in events if e.event == "page_progress"]
+    assert events[0][0] == "library_start"
+    assert events[-1][0] == "library_done"
+    progress = [processed for name, processed in events if name == "page_progress"]
     movies = sum(1 for i in emu_server.items.values() if i.type == "movie")
-    assert len(pages) == -(-movies // client.page_size)
-    assert events[-1].summary.processed == movies == summary.processed
+    # One report per transaction: one page, or the pages that queued up while it was stored.
+    steps = [after - before for before, after in zip([0, *progress], progress, strict=False)]
+    assert all(0 < step <= READ_AHEAD_PAGES * client.page_size for step in steps), steps
+    assert -(-movies // (READ_AHEAD_PAGES * client.page_size)) <= len(progress)
+    assert len(progress) <= -(-movies // client.page_size)
+    assert progress[-1] == events[-1][1] == movies == summary.processed
     assert summary.total == movies
 
 

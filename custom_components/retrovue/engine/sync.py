@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 from .paths import PathMapper, PathMapping
 from .plex.client import Listing, PlexClient
 from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
-from .plex.guids import parse_guids
+from .plex.guids import guid_rows
 from .plex.models import ItemKind, Page, PlexItem, PlexType, Section
 from .store.catalog import PRESENT_STATES, Catalog, CatalogStore, StoredItem
 
@@ -53,6 +53,8 @@ METADATA_BATCH: Final = 50
 MAX_MISSING_CONFIRMATIONS: Final = 2000
 # Per library run, this many bad items are logged as warnings; the rest at debug level.
 _WARN_LIMIT: Final = 20
+# Listing pages fetched and decoded ahead of the store; those waiting are stored together.
+READ_AHEAD_PAGES: Final = 8
 
 type Clock = Callable[[], float]
 
@@ -151,10 +153,7 @@ class _Row:
 
     def guid_rows(self) -> list[tuple[str, str, str]]:
         """Return the normalized GUIDs to store (parsed only for rows that are written)."""
-        return [
-            (ext.uri, ext.provider, ext.value)
-            for ext in parse_guids(self.item.guid, self.item.guids)
-        ]
+        return guid_rows(self.item.guid, self.item.guids)
 
 
 def _show_key(item: PlexItem) -> str | None:
@@ -505,26 +504,62 @@ def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _R
     )
 
 
-async def read_ahead[T](source: AsyncIterable[T]) -> AsyncIterator[T]:
-    """Iterate `source` while already fetching its next element.
+async def read_batches(
+    listing: AsyncIterable[Page], *, entries: int, depth: int = READ_AHEAD_PAGES
+) -> AsyncIterator[list[Page]]:
+    """Iterate a listing in batches of the pages fetched so far (one at least).
 
-    A listing's next page is requested and decoded while the caller stores the current one on
-    the catalog thread (SQLite releases the GIL), so fetching and storing overlap.
+    A producer keeps up to `depth` pages fetched and decoded ahead of the caller, so fetching
+    overlaps storing (SQLite releases the GIL). When storing is the slower side, as in a cold
+    sync, pages queue up and the caller gets them together, about `entries` entries at most,
+    to store in one transaction: each commit then writes the pages of the randomly ordered
+    indexes (GUIDs by provider and value) once for several listing pages instead of once per
+    page. When fetching is the slower side, every batch is a single page, stored at once.
+    An error of the listing comes after the pages fetched before it.
     """
-    iterator = aiter(source)
-    pending: asyncio.Future[T | None] = asyncio.ensure_future(anext(iterator, None))
+    queue: asyncio.Queue[Page | Exception | None] = asyncio.Queue(depth)
+
+    async def produce() -> None:
+        iterator = aiter(listing)
+        try:
+            async for page in iterator:
+                await queue.put(page)
+        except Exception as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            await queue.put(err)
+            return
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await queue.put(None)
+
+    producer = asyncio.ensure_future(produce())
     try:
-        while (element := await pending) is not None:
-            pending = asyncio.ensure_future(anext(iterator, None))
-            yield element
+        failure: Exception | None = None
+        finished = False
+        while not finished:
+            batch: list[Page] = []
+            size = 0
+            element = await queue.get()
+            while True:
+                if element is None or isinstance(element, Exception):
+                    failure = element
+                    finished = True
+                    break
+                batch.append(element)
+                size += element.received
+                if size >= entries or queue.empty():
+                    break
+                element = queue.get_nowait()
+            if batch:
+                yield batch
+        if failure is not None:
+            raise failure
     finally:
-        if not pending.done():
-            pending.cancel()
+        if not producer.done():
+            producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await pending
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
+                await producer
 
 
 def _merged(pages: Sequence[Page]) -> Page:
@@ -826,6 +861,11 @@ class _LibraryRun:
             hydrated_only=hydrated_only,
         )
 
+    @property
+    def _batch_entries(self) -> int:
+        """Return how many listing entries one transaction may store at most."""
+        return READ_AHEAD_PAGES * self.client.page_size
+
     async def _apply(self, page: Page) -> _PageResult:
         result = await self.catalog.call(_apply_page, self.ctx, page)
         summary = self.summary
@@ -859,10 +899,10 @@ class _LibraryRun:
         """Apply every page of a listing, then check the listing really was complete."""
         results: list[_PageResult] = []
         keys: set[str] = set()
-        async for page in read_ahead(listing):
+        async for batch in read_batches(listing, entries=self._batch_entries):
             if top_level and self.summary.total is None:
-                self.summary.total = page.total_size
-            result = await self._apply(page)
+                self.summary.total = batch[0].total_size
+            result = await self._apply(batch[0] if len(batch) == 1 else _merged(batch))
             keys.update(result.seen)
             results.append(result)
         stats = listing.stats
@@ -890,8 +930,8 @@ class _LibraryRun:
         if not self.deep and recent and setup.movie_watermark is not None:
             since = {"updatedAt>>": str(max(setup.movie_watermark - UPDATED_SINCE_MARGIN, 0))}
             listing = self.client.section_items(self.section.key, PlexType.MOVIE, filters=since)
-            async for page in read_ahead(listing):
-                await self._apply(page)
+            async for batch in read_batches(listing, entries=self._batch_entries):
+                await self._apply(batch[0] if len(batch) == 1 else _merged(batch))
             if listing.stats.complete and not self.incomplete:
                 on_server = await self.client.count(self.section.key, PlexType.MOVIE)
                 stored = await self.catalog.call(

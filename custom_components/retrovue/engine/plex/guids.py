@@ -129,6 +129,33 @@ def parse_guids(primary: str | None, extra: Iterable[str]) -> tuple[ExternalId, 
     return tuple(found.values())
 
 
+def guid_rows(primary: str | None, extra: Iterable[str]) -> list[tuple[str, str, str]]:
+    """Return (uri, provider, value) of each id `parse_guids` gives, for storing.
+
+    The same ids in the same order; plain GUIDs are turned into rows without building an
+    `ExternalId` (a cold sync stores several per item).
+    """
+    rows: dict[str, tuple[str, str, str]] = {}
+    for guid in (primary, *extra):
+        if not guid:
+            continue
+        plain = _PLAIN.fullmatch(guid)
+        if plain is not None:
+            provider, value, plex_value = plain.groups()
+            if plex_value is not None:
+                provider, value = "plex", plex_value
+            elif provider == "imdb":
+                value = value.lower()
+            uri = f"{provider}{SCHEME_SEPARATOR}{value}"
+            if uri not in rows:
+                rows[uri] = (uri, provider, value)
+            continue
+        parsed = _parse_guid(guid)
+        if parsed is not None and (uri := parsed.uri) not in rows:
+            rows[uri] = (uri, parsed.provider, parsed.value)
+    return list(rows.values())
+
+
 def primary_external_id(
     ids: Iterable[ExternalId], prefer: Sequence[str] = DEFAULT_PREFERENCE
 ) -> ExternalId | None:
