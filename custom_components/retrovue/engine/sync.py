@@ -26,6 +26,8 @@ import math
 import time
 from typing import Any, Final, Literal
 
+import msgspec
+
 from .paths import PathMapper, PathMapping
 from .plex.client import Listing, PlexClient
 from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
@@ -142,14 +144,18 @@ def _digest(values: tuple[Any, ...]) -> str:
     ).hexdigest()
 
 
-@dataclass(slots=True)
-class _Row:
+class _Row(msgspec.Struct, gc=False):
+    """An item's catalog row, out of the collector's sight like `PlexItem`.
+
+    A cold sync builds one per item, a batch of pages at a time; its tuples hold only scalars.
+    """
+
     item: PlexItem
     values: tuple[Any, ...]
     digest: str
     state: str
     watch: tuple[int | None, int | None, int | None, int | None]
-    parts: list[tuple[Any, ...]]
+    parts: tuple[tuple[Any, ...], ...]
 
     def guid_rows(self) -> list[tuple[str, str, str]]:
         """Return the normalized GUIDs to store (parsed only for rows that are written)."""
@@ -217,7 +223,12 @@ def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMa
     state = _state(item, parts, mapper)
     watch = (item.view_count, item.last_viewed_at, item.view_offset, item.viewed_leaf_count)
     return _Row(
-        item, (*values, *watch, state, digest, item.source_digest), digest, state, watch, parts
+        item,
+        (*values, *watch, state, digest, item.source_digest),
+        digest,
+        state,
+        watch,
+        tuple(parts),
     )
 
 
@@ -330,11 +341,11 @@ def _apply_page(store: CatalogStore, ctx: _ApplyContext, page: Page) -> _PageRes
             replaced = [item_id for item_id, _ in updates]
             store.replace_parts(
                 replaced,
-                [(item_id, ctx.server_id, *part) for item_id, row in written for part in row.parts],
+                ((item_id, ctx.server_id, *part) for item_id, row in written for part in row.parts),
             )
             store.replace_guids(
                 replaced,
-                [(item_id, *guid) for item_id, row in written for guid in row.guid_rows()],
+                ((item_id, *guid) for item_id, row in written for guid in row.guid_rows()),
             )
         if states:
             store.set_states(states, ctx.now, ctx.run_id)

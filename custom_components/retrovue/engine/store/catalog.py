@@ -412,10 +412,10 @@ class CatalogStore:
                                changed_run_id)
             VALUES (?, {_in(len(_ITEM_COLUMNS))}, ?, ?, ?, ?)
             """,
-            [
+            (
                 (item_id, *row, now, now, now, run_id)
                 for item_id, row in zip(ids, rows, strict=True)
-            ],
+            ),
         )
         return ids
 
@@ -430,7 +430,7 @@ class CatalogStore:
                 missing_since = NULL, deleted_at = NULL, changed_run_id = ?
             WHERE id = ?
             """,
-            [(*row, now, now, run_id, item_id) for item_id, row in rows],
+            ((*row, now, now, run_id, item_id) for item_id, row in rows),
         )
 
     def update_watch(
@@ -460,7 +460,7 @@ class CatalogStore:
             [(state, now, run_id, item_id) for item_id, state in rows],
         )
 
-    def replace_parts(self, item_ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
+    def replace_parts(self, item_ids: Sequence[int], rows: Iterable[Sequence[Any]]) -> None:
         """Remove the parts of `item_ids`, then insert `rows` (in `_PART_COLUMNS` order)."""
         self.conn.executemany("DELETE FROM parts WHERE item_id = ?", [(i,) for i in item_ids])
         self.conn.executemany(
@@ -469,7 +469,7 @@ class CatalogStore:
         )
 
     def replace_guids(
-        self, item_ids: Sequence[int], rows: Sequence[tuple[int, str, str, str]]
+        self, item_ids: Sequence[int], rows: Iterable[tuple[int, str, str, str]]
     ) -> None:
         """Remove the GUIDs of `item_ids`, then insert `rows`: (item_id, uri, provider, value)."""
         self.conn.executemany("DELETE FROM guids WHERE item_id = ?", [(i,) for i in item_ids])
