@@ -583,8 +583,8 @@ def _typed_item(
     )
 
 
-def _raw_digest(raw: msgspec.Raw) -> bytes:
-    return hashlib.blake2b(raw, digest_size=16, person=_SOURCE_DIGEST_KIND).digest()
+# Copying a keyed hasher is cheaper than building one per entry (same digests).
+_DIGEST_BASE: Final = hashlib.blake2b(digest_size=16, person=_SOURCE_DIGEST_KIND)
 
 
 def _typed_page(
@@ -598,6 +598,7 @@ def _typed_page(
     problems: list[ItemProblem] = []
     unchanged: list[str] = []
     received = 0
+    new_hasher = _DIGEST_BASE.copy
     for raws in (
         container.metadata,
         container.video,
@@ -606,7 +607,9 @@ def _typed_page(
         container.photo,
     ):
         for raw in raws:
-            digest = _raw_digest(raw)
+            hasher = new_hasher()
+            hasher.update(raw)
+            digest = hasher.digest()
             if known is not None and (rating_key := known.get(digest)) is not None:
                 received += 1
                 unchanged.append(rating_key)
@@ -686,7 +689,9 @@ def source_digest(entry: dict[str, Any]) -> bytes:
     Plex keeps its key order; if a server changed it, its entries would be parsed and
     compared once more (the content digest decides what changed), not taken for changes.
     """
-    return hashlib.blake2b(_canonical(entry), digest_size=16, person=_SOURCE_DIGEST_KIND).digest()
+    hasher = _DIGEST_BASE.copy()
+    hasher.update(_canonical(entry))
+    return hasher.digest()
 
 
 def _tolerant_item(
