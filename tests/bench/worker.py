@@ -32,7 +32,7 @@ import psutil  # type: ignore[import-untyped]
 from custom_components.retrovue.engine.plex import PlexClient
 from custom_components.retrovue.engine.plex.client import DEFAULT_PAGE_SIZE, Listing
 from custom_components.retrovue.engine.plex.models import PlexType
-from custom_components.retrovue.engine.plex.parse import decode_container, parse_items
+from custom_components.retrovue.engine.plex.parse import parse_listing
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.engine.sync import prepare_server, sync_library
 
@@ -172,8 +172,7 @@ def _generic_parse(body: bytes, content_type: str, _start: int) -> tuple[int, in
 
 
 def _engine_parse(body: bytes, content_type: str, start: int) -> tuple[int, int | None]:
-    container, _ = decode_container(body, content_type)
-    page = parse_items(container, kinds=_ANY_KINDS, offset=start)
+    page = parse_listing(body, content_type, kinds=_ANY_KINDS, offset=start)
     return page.received, page.total_size
 
 

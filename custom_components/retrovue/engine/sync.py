@@ -575,6 +575,8 @@ async def read_batches(
 
 def _merged(pages: Sequence[Page]) -> Page:
     """Return several pages as one (to store them in one transaction)."""
+    if len(pages) == 1:
+        return pages[0]
     return Page(
         items=tuple(item for page in pages for item in page.items),
         problems=tuple(problem for page in pages for problem in page.problems),
@@ -913,7 +915,7 @@ class _LibraryRun:
         async for batch in read_batches(listing, entries=self._batch_entries):
             if top_level and self.summary.total is None:
                 self.summary.total = batch[0].total_size
-            result = await self._apply(batch[0] if len(batch) == 1 else _merged(batch))
+            result = await self._apply(_merged(batch))
             keys.update(result.seen)
             results.append(result)
         stats = listing.stats
@@ -942,7 +944,7 @@ class _LibraryRun:
             since = {"updatedAt>>": str(max(setup.movie_watermark - UPDATED_SINCE_MARGIN, 0))}
             listing = self.client.section_items(self.section.key, PlexType.MOVIE, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
-                await self._apply(batch[0] if len(batch) == 1 else _merged(batch))
+                await self._apply(_merged(batch))
             if listing.stats.complete and not self.incomplete:
                 on_server = await self.client.count(self.section.key, PlexType.MOVIE)
                 stored = await self.catalog.call(

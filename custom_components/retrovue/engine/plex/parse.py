@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 import hashlib
+from itertools import chain
 import json
 import math
 from typing import Any, Final
@@ -496,6 +497,7 @@ class _JsonEntry(msgspec.Struct, gc=False, rename="camel"):
 
 
 class _JsonContainer(msgspec.Struct, gc=False, rename="pascal"):
+    # The item tags of `_ITEM_TAGS`, kept as raw entries.
     metadata: tuple[msgspec.Raw, ...] = ()
     video: tuple[msgspec.Raw, ...] = ()
     directory: tuple[msgspec.Raw, ...] = ()
@@ -587,6 +589,22 @@ def _typed_item(
 _DIGEST_BASE: Final = hashlib.blake2b(digest_size=16, person=_SOURCE_DIGEST_KIND)
 
 
+def _raw_item(
+    raw: msgspec.Raw, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
+) -> PlexItem | ItemProblem | None:
+    """Return the item of one raw entry, its problem, or None for the "All episodes" shortcut."""
+    try:
+        item = _typed_item(_ENTRY_DECODER.decode(raw), kinds, section_key, digest)
+    except msgspec.DecodeError:
+        item = None
+    if item is not None:
+        return item
+    entry = msgspec.json.decode(raw)  # valid JSON: part of a page that decoded
+    if _is_pseudo(entry):
+        return None
+    return parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
+
+
 def _typed_page(
     container: _JsonContainer,
     kinds: Sequence[ItemKind],
@@ -599,39 +617,23 @@ def _typed_page(
     unchanged: list[str] = []
     received = 0
     new_hasher = _DIGEST_BASE.copy
-    for raws in (
-        container.metadata,
-        container.video,
-        container.directory,
-        container.track,
-        container.photo,
+    for raw in chain(
+        container.metadata, container.video, container.directory, container.track, container.photo
     ):
-        for raw in raws:
-            hasher = new_hasher()
-            hasher.update(raw)
-            digest = hasher.digest()
-            if known is not None and (rating_key := known.get(digest)) is not None:
-                received += 1
-                unchanged.append(rating_key)
-                continue
-            try:
-                item = _typed_item(_ENTRY_DECODER.decode(raw), kinds, section_key, digest)
-            except msgspec.DecodeError:
-                item = None
-            if item is None:
-                entry = msgspec.json.decode(raw)  # valid JSON: part of a page that decoded
-                if _is_pseudo(entry):
-                    continue
-                parsed = parse_item(
-                    entry, kinds=kinds, section_key=section_key, source_digest=digest
-                )
-                if isinstance(parsed, ItemProblem):
-                    received += 1
-                    problems.append(parsed)
-                    continue
-                item = parsed
-            received += 1
-            items.append(item)
+        hasher = new_hasher()
+        hasher.update(raw)
+        digest = hasher.digest()
+        if known is not None and (rating_key := known.get(digest)) is not None:
+            unchanged.append(rating_key)
+        else:
+            parsed = _raw_item(raw, kinds, section_key, digest)
+            if parsed is None:
+                continue  # not an entry of the listing
+            if isinstance(parsed, ItemProblem):
+                problems.append(parsed)
+            else:
+                items.append(parsed)
+        received += 1
     return Page(
         items=tuple(items),
         problems=tuple(problems),
