@@ -656,3 +656,60 @@ async def test_one_item_replaced_by_another_is_still_marked_missing(
     assert found[str(episode_rk)] == "MISSING"
     assert found[str(added.rating_key)] == "ACTIVE"
     assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)
+
+
+async def test_changes_rewrite_only_the_columns_parts_and_guids_that_changed(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    await sync_all(client, catalog)
+    movies = [i.rating_key for i in emu_server.items.values() if i.type == "movie"]
+    retitled, reguided, refiled = (str(key) for key in movies[:3])
+    parts_query = (
+        "SELECT p.id, p.part_id, p.plex_path FROM parts p JOIN items i ON i.id = p.item_id "
+        "WHERE i.rating_key = ? ORDER BY p.id"
+    )
+    guids_query = (
+        "SELECT g.uri FROM guids g JOIN items i ON i.id = g.item_id WHERE i.rating_key = ? "
+        "ORDER BY g.uri"
+    )
+    parts = {key: await rows(catalog, parts_query, key) for key in (retitled, reguided, refiled)}
+    guids = {key: await rows(catalog, guids_query, key) for key in (retitled, reguided, refiled)}
+    emu_server.change_item(retitled, title="Retitled")
+    emu_server.change_item(reguided, ext_guids=("imdb://tt0000042", "tmdb://42"))
+    new_part = emu_server.replace_file(refiled)
+    statements: list[str] = []
+    await catalog.call(lambda store: store.conn.set_trace_callback(statements.append))
+
+    _, summaries = await sync_all(client, catalog, deep=True)
+    await catalog.call(lambda store: store.conn.set_trace_callback(None))
+
+    assert [(s.status, s.changed) for s in summaries] == [("ok", 3), ("ok", 0)]
+    assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)
+    # Parts and GUIDs that did not change keep their rows (same row ids).
+    assert await rows(catalog, parts_query, retitled) == parts[retitled]
+    assert await rows(catalog, parts_query, reguided) == parts[reguided]
+    assert await rows(catalog, guids_query, retitled) == guids[retitled]
+    assert await rows(catalog, guids_query, refiled) == guids[refiled]
+    # What changed was replaced.
+    now_guids = sorted((uri,) for key, uri in expected_guids(emu_server) if key == reguided)
+    assert ("tmdb://42",) in now_guids
+    assert await rows(catalog, guids_query, reguided) == now_guids != guids[reguided]
+    assert [row[1:] for row in await rows(catalog, parts_query, refiled)] == [
+        (str(new_part.id), new_part.file)
+    ]
+    assert (await rows(catalog, parts_query, refiled))[0][0] not in {
+        row[0] for rows_of in parts.values() for row in rows_of
+    }
+    # The item rows were updated column by column: only what differs was assigned.
+    # (update_items' statements: the only ones that set last_scan_at)
+    updates = [s for s in statements if s.lstrip().startswith("UPDATE items SET")]
+    updates = [s for s in updates if "last_scan_at" in s]
+    assert updates
+    assigned = {
+        column.split("=")[0].strip()
+        for statement in updates
+        for column in statement.split("SET", 1)[1].split("WHERE", 1)[0].split(",")
+    }
+    assert "title" in assigned
+    assert "digest" in assigned
+    assert not assigned & {"server_id", "library_id", "rating_key", "kind", "show_key", "state"}

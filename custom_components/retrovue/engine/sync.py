@@ -21,6 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Seq
 import contextlib
 from dataclasses import asdict, dataclass, field
 import hashlib
+from itertools import chain
 import logging
 import math
 import time
@@ -276,11 +277,13 @@ class _ApplyContext:
     label: str
 
 
-def _apply_page(store: CatalogStore, ctx: _ApplyContext, page: Page) -> _PageResult:
+def _apply_page(
+    store: CatalogStore, ctx: _ApplyContext, page: Page, hydrated: Sequence[str] = ()
+) -> _PageResult:
     """Compare a page with the catalog and write what changed, in one transaction.
 
     `Page.unchanged` are rating keys whose entries matched their stored source digest: seen,
-    and left alone.
+    and left alone. `hydrated` are shows whose children are all stored once this page is.
     """
     unchanged = page.unchanged
     result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
@@ -330,29 +333,47 @@ def _apply_page(store: CatalogStore, ctx: _ApplyContext, page: Page) -> _PageRes
                 _consider_show(ctx, item, old, row, result, dehydrate)
 
         ids = store.insert_items([row.values for row in inserts], ctx.now, ctx.run_id)
-        written = [(item_id, row) for item_id, row in zip(ids, inserts, strict=True)]
+        inserted = list(zip(ids, inserts, strict=True))
+        # Updated items keep the parts and GUIDs that did not change: rewriting them would
+        # touch their indexes for nothing.
+        new_parts: list[tuple[int, _Row]] = []
+        new_guids: list[tuple[int, list[tuple[str, str, str]]]] = []
         if updates:
-            store.update_items(
-                [(item_id, row.values) for item_id, row in updates], ctx.now, ctx.run_id
-            )
-            written.extend(updates)
-        if written:
-            # Parts and GUIDs of updated items are replaced; new items have none to remove.
-            replaced = [item_id for item_id, _ in updates]
-            store.replace_parts(
-                replaced,
-                ((item_id, ctx.server_id, *part) for item_id, row in written for part in row.parts),
-            )
-            store.replace_guids(
-                replaced,
-                ((item_id, *guid) for item_id, row in written for guid in row.guid_rows()),
-            )
+            stored = store.stored_content([item_id for item_id, _ in updates])
+            changes: list[tuple[int, tuple[Any, ...], tuple[Any, ...] | None]] = []
+            for item_id, row in updates:
+                before = stored.get(item_id)
+                changes.append((item_id, row.values, None if before is None else before.values))
+                if before is None or before.parts != row.parts:
+                    new_parts.append((item_id, row))
+                guids = row.guid_rows()
+                if before is None or before.guids != frozenset(guids):
+                    new_guids.append((item_id, guids))
+            store.update_items(changes, ctx.now, ctx.run_id)
+        store.replace_parts(
+            [item_id for item_id, _ in new_parts],
+            (
+                (item_id, ctx.server_id, *part)
+                for item_id, row in chain(inserted, new_parts)
+                for part in row.parts
+            ),
+        )
+        store.replace_guids(
+            [item_id for item_id, _ in new_guids],
+            chain(
+                ((item_id, *guid) for item_id, row in inserted for guid in row.guid_rows()),
+                ((item_id, *guid) for item_id, guids in new_guids for guid in guids),
+            ),
+        )
         if states:
             store.set_states(states, ctx.now, ctx.run_id)
         if watches:
             store.update_watch(watches, ctx.now, ctx.run_id)
         if dehydrate:
             store.set_children_hydrated(dehydrate, hydrated=False)
+        if hydrated:
+            shows = store.lookup(ctx.server_id, hydrated)
+            store.set_children_hydrated([show.id for show in shows.values()], hydrated=True)
         if sources:
             store.set_source_digests(sources)
         for problem in page.problems:
@@ -879,8 +900,8 @@ class _LibraryRun:
         """Return how many listing entries one transaction may store at most."""
         return READ_AHEAD_PAGES * self.client.page_size
 
-    async def _apply(self, page: Page) -> _PageResult:
-        result = await self.catalog.call(_apply_page, self.ctx, page)
+    async def _apply(self, page: Page, hydrated: Sequence[str] = ()) -> _PageResult:
+        result = await self.catalog.call(_apply_page, self.ctx, page, hydrated)
         summary = self.summary
         summary.processed += result.processed
         summary.changed += result.changed
@@ -1070,9 +1091,8 @@ class _LibraryRun:
         async def store_batch() -> None:
             if not batch_shows:
                 return
-            await self._apply(_merged(batch))
+            await self._apply(_merged(batch), hydrated=list(batch_shows))
             self.expanded.update(batch_shows)
-            await self.catalog.call(_mark_hydrated, self.server.server_id, list(batch_shows))
             batch.clear()
             batch_shows.clear()
 

@@ -95,6 +95,18 @@ class StoredItem:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredContent:
+    """An item's stored columns, parts and GUIDs, to write only what a change touched."""
+
+    # In `_ITEM_COLUMNS` order.
+    values: tuple[Any, ...]
+    # In `_PART_COLUMNS` order without item and server ids, by media and part index.
+    parts: tuple[tuple[Any, ...], ...]
+    # (uri, provider, value)
+    guids: frozenset[tuple[str, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class LibraryRow:
     """A library section as stored."""
 
@@ -419,19 +431,73 @@ class CatalogStore:
         )
         return ids
 
+    def stored_content(self, item_ids: Sequence[int]) -> dict[int, StoredContent]:
+        """Return the stored columns, parts and GUIDs of some items (by item id)."""
+        values: dict[int, tuple[Any, ...]] = {}
+        parts: dict[int, list[tuple[Any, ...]]] = {}
+        guids: dict[int, set[tuple[str, str, str]]] = {}
+        part_columns = ", ".join(_PART_COLUMNS[2:])
+        for chunk in _chunks(item_ids):
+            marks = _in(len(chunk))
+            for item_id, *row in self.conn.execute(
+                f"SELECT id, {', '.join(_ITEM_COLUMNS)} FROM items WHERE id IN ({marks})", chunk
+            ):
+                values[item_id] = tuple(row)
+            for item_id, *row in self.conn.execute(
+                f"""
+                SELECT item_id, {part_columns} FROM parts WHERE item_id IN ({marks})
+                ORDER BY item_id, media_index, part_index
+                """,
+                chunk,
+            ):
+                parts.setdefault(item_id, []).append(tuple(row))
+            for item_id, uri, provider, value in self.conn.execute(
+                f"SELECT item_id, uri, provider, value FROM guids WHERE item_id IN ({marks})",
+                chunk,
+            ):
+                guids.setdefault(item_id, set()).add((uri, provider, value))
+        return {
+            item_id: StoredContent(
+                row, tuple(parts.get(item_id, ())), frozenset(guids.get(item_id, ()))
+            )
+            for item_id, row in values.items()
+        }
+
     def update_items(
-        self, rows: Sequence[tuple[int, Sequence[Any]]], now: int, run_id: int
+        self,
+        rows: Sequence[tuple[int, Sequence[Any], Sequence[Any] | None]],
+        now: int,
+        run_id: int,
     ) -> None:
-        """Rewrite changed items: content, state; a returning item loses its missing marks."""
-        assignments = ", ".join(f"{column} = ?" for column in _ITEM_COLUMNS)
-        self.conn.executemany(
-            f"""
-            UPDATE items SET {assignments}, last_seen_at = ?, last_scan_at = ?,
-                missing_since = NULL, deleted_at = NULL, changed_run_id = ?
-            WHERE id = ?
-            """,
-            ((*row, now, now, run_id, item_id) for item_id, row in rows),
-        )
+        """Rewrite changed items: content, state; a returning item loses its missing marks.
+
+        Rows are (item id, values in `_ITEM_COLUMNS` order, the stored values or None). Only
+        the columns whose value differs from the stored one are written, so the indexes over
+        columns that did not change are left alone.
+        """
+        groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+        for item_id, values, stored in rows:
+            if stored is None:
+                columns = tuple(range(len(_ITEM_COLUMNS)))
+            else:
+                columns = tuple(
+                    index
+                    for index, (new, old) in enumerate(zip(values, stored, strict=True))
+                    if new != old or type(new) is not type(old)
+                )
+            groups.setdefault(columns, []).append(
+                (*(values[index] for index in columns), now, now, run_id, item_id)
+            )
+        for columns, params in groups.items():
+            assignments = "".join(f"{_ITEM_COLUMNS[index]} = ?, " for index in columns)
+            self.conn.executemany(
+                f"""
+                UPDATE items SET {assignments}last_seen_at = ?, last_scan_at = ?,
+                    missing_since = NULL, deleted_at = NULL, changed_run_id = ?
+                WHERE id = ?
+                """,
+                params,
+            )
 
     def update_watch(
         self,
