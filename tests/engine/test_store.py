@@ -161,11 +161,17 @@ async def test_mappings_decide_remote_only_and_take_effect_next_sync(
     mid = emu_server.machine_identifier
     assert set((await states(catalog, mid)).values()) == {"ACTIVE"}
 
-    # Only movies are mapped: every episode becomes REMOTE_ONLY, even unexpanded ones.
+    # Only movies are mapped: every episode becomes REMOTE_ONLY, even unexpanded ones. Items
+    # the run rewrites (a changed movie and episode) are judged as they are stored; the rest
+    # are restated when the run finishes.
     await catalog.call(
         CatalogStore.set_path_mappings, server.server_id, [PathMapping("/data/movies", "/m")]
     )
-    await sync_all(client, catalog)
+    for kind in ("movie", "episode"):
+        item = next(i for i in emu_server.items.values() if i.type == kind)
+        emu_server.change_item(item.rating_key, title=f"Changed {kind}")
+    _, summaries = await sync_all(client, catalog)
+    assert [s.changed for s in summaries] == [1, 1]
     kinds = dict(
         await rows(catalog, "SELECT kind, group_concat(DISTINCT state) FROM items GROUP BY kind")
     )

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Seq
 import contextlib
 from dataclasses import asdict, dataclass, field
 import hashlib
-from itertools import chain
+from itertools import chain, groupby
 import logging
 import math
+from operator import itemgetter
 import time
 from typing import Any, Final, Literal
 
@@ -472,19 +473,19 @@ def _finalize(
 
 
 def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
-    """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change."""
-    files: dict[int, list[str]] = {}
-    states: dict[int, str] = {}
-    for item_id, state, path in store.parts_of_library(ctx.library_id):
-        states[item_id] = state
-        bucket = files.setdefault(item_id, [])
-        if path:
-            bucket.append(path)
-    changes = [
-        (item_id, new)
-        for item_id, paths in files.items()
-        if (new := _playable_state(paths, ctx.mapper)) != states[item_id]
-    ]
+    """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change.
+
+    Items this run wrote were judged with the current mappings already. The rest are read one
+    item at a time: a library's worth of path lists held at once would be promoted to the
+    collector's oldest generation and bring on a full collection on the event loop's process.
+    """
+    changes: list[tuple[int, str]] = []
+    rows = store.parts_of_library(ctx.library_id, unless_run=ctx.run_id)
+    for item_id, group in groupby(rows, key=itemgetter(0)):
+        parts = list(group)
+        state = _playable_state([path for _, _, path in parts if path], ctx.mapper)
+        if state != parts[0][1]:
+            changes.append((item_id, state))
     if changes:
         store.set_states(changes, ctx.now, ctx.run_id)
 

@@ -591,17 +591,23 @@ class CatalogStore:
             [(now, message[:500], server_id, rating_key) for rating_key, message in errors],
         )
 
-    def parts_of_library(self, library_id: int) -> list[tuple[int, str, str | None]]:
-        """Return (item id, state, plex path) of every part of present playable items."""
-        return self.conn.execute(
+    def parts_of_library(
+        self, library_id: int, *, unless_run: int | None = None
+    ) -> Iterator[tuple[int, str, str | None]]:
+        """Yield (item id, state, plex path) of every part of present playable items, by item.
+
+        With `unless_run`, items that run wrote are left out: their state is already current.
+        """
+        yield from self.conn.execute(
             f"""
             SELECT i.id, i.state, p.plex_path FROM items AS i
             LEFT JOIN parts AS p ON p.item_id = i.id
             WHERE i.library_id = ? AND i.kind IN ('movie', 'episode')
-              AND i.state IN ({_in(len(PRESENT_STATES))})
+              AND i.state IN ({_in(len(PRESENT_STATES))}) AND i.changed_run_id IS NOT ?
+            ORDER BY i.id
             """,
-            (library_id, *PRESENT_STATES),
-        ).fetchall()
+            (library_id, *PRESENT_STATES, unless_run),
+        )
 
     @contextmanager
     def _run_keys(
