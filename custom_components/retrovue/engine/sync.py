@@ -1048,8 +1048,8 @@ class _LibraryRun:
         since = {"updatedAt>>": str(max(self.watermark - UPDATED_SINCE_MARGIN, 0))}
         for plex_type in (PlexType.SEASON, PlexType.EPISODE):
             listing = self.client.section_items(self.section.key, plex_type, filters=since)
-            async for page in listing:
-                await self._apply(page)
+            async for batch in read_batches(listing, entries=self._batch_entries):
+                await self._apply(_merged(batch))
             if not listing.stats.complete:
                 self.incomplete.append("recently-updated listing ended early")
 
