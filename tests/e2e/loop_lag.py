@@ -2,7 +2,8 @@
 
 A probe integration, written into the test config, runs a task on Home Assistant's own event
 loop that sleeps 10 ms again and again and records how late it wakes up: the overshoot is the
-time something else held the loop. The probe is reset right before Retrovue is added, and read
+time something else held the loop; a watchdog thread records where the loop's thread was during
+each block over 40 ms (`blocks`). The probe is reset right before Retrovue is added, and read
 when the first (cold) sync has filled the sensors. Then it is reset again around a deep
 re-sync (`retrovue.sync_library` with `deep: true`, nothing changed), reported under `deep`.
 """
@@ -38,7 +39,10 @@ PROBE_CODE = '''\
 
 import asyncio
 import gc
+import sys
+import threading
 import time
+import traceback
 
 from homeassistant.core import HomeAssistant, ServiceCall, SupportsResponse
 
@@ -48,7 +52,7 @@ INTERVAL = 0.01
 
 async def async_setup(hass: HomeAssistant, config: dict) -> bool:
     stats = {"max_ms": 0.0, "samples": 0, "over_10ms": 0, "over_25ms": 0, "over_50ms": 0,
-             "gc_max_ms": [0.0, 0.0, 0.0], "gc_count": [0, 0, 0]}
+             "gc_max_ms": [0.0, 0.0, 0.0], "gc_count": [0, 0, 0], "blocks": []}
     started = {}
 
     def on_gc(phase: str, info: dict) -> None:
@@ -62,9 +66,33 @@ async def async_setup(hass: HomeAssistant, config: dict) -> bool:
 
     gc.callbacks.append(on_gc)
 
+    beat = {"t": time.monotonic()}
+    loop_thread = threading.get_ident()
+
+    def watchdog() -> None:
+        # Where the loop's thread is while the probe is late: one stack per block over 40 ms.
+        block = None
+        while True:
+            time.sleep(0.005)
+            late = (time.monotonic() - beat["t"] - INTERVAL) * 1000
+            if late > 40:
+                frame = sys._current_frames().get(loop_thread)
+                stack = [
+                    f"{'/'.join(f.filename.split('/')[-2:])}:{f.lineno} {f.name}"
+                    for f in traceback.extract_stack(frame)[-10:]
+                ]
+                block = {"ms": round(late), "stack": stack}
+            elif block is not None:
+                if len(stats["blocks"]) < 20:
+                    stats["blocks"].append(block)
+                block = None
+
+    threading.Thread(target=watchdog, name="loop-lag watchdog", daemon=True).start()
+
     async def probe() -> None:
         loop = asyncio.get_running_loop()
         while True:
+            beat["t"] = time.monotonic()
             start = loop.time()
             await asyncio.sleep(INTERVAL)
             lag = (loop.time() - start - INTERVAL) * 1000
