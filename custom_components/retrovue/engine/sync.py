@@ -351,21 +351,23 @@ def _apply_page(
                 if before is None or before.guids != frozenset(guids):
                     new_guids.append((item_id, guids))
             store.update_items(changes, ctx.now, ctx.run_id)
-        store.replace_parts(
-            [item_id for item_id, _ in new_parts],
-            (
-                (item_id, ctx.server_id, *part)
-                for item_id, row in chain(inserted, new_parts)
-                for part in row.parts
-            ),
-        )
-        store.replace_guids(
-            [item_id for item_id, _ in new_guids],
-            chain(
-                ((item_id, *guid) for item_id, row in inserted for guid in row.guid_rows()),
-                ((item_id, *guid) for item_id, guids in new_guids for guid in guids),
-            ),
-        )
+        if inserted or new_parts:
+            store.replace_parts(
+                [item_id for item_id, _ in new_parts],
+                (
+                    (item_id, ctx.server_id, *part)
+                    for item_id, row in chain(inserted, new_parts)
+                    for part in row.parts
+                ),
+            )
+        if inserted or new_guids:
+            store.replace_guids(
+                [item_id for item_id, _ in new_guids],
+                chain(
+                    ((item_id, *guid) for item_id, row in inserted for guid in row.guid_rows()),
+                    ((item_id, *guid) for item_id, guids in new_guids for guid in guids),
+                ),
+            )
         if states:
             store.set_states(states, ctx.now, ctx.run_id)
         if watches:
