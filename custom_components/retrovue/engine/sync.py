@@ -341,14 +341,15 @@ def _apply_page(
         new_guids: list[tuple[int, list[tuple[str, str, str]]]] = []
         if updates:
             stored = store.stored_content([item_id for item_id, _ in updates])
-            changes: list[tuple[int, tuple[Any, ...], tuple[Any, ...] | None]] = []
+            changes: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
             for item_id, row in updates:
-                before = stored.get(item_id)
-                changes.append((item_id, row.values, None if before is None else before.values))
-                if before is None or before.parts != row.parts:
+                # Looked up in this transaction: the row is there.
+                before = stored[item_id]
+                changes.append((item_id, row.values, before.values))
+                if before.parts != row.parts:
                     new_parts.append((item_id, row))
                 guids = row.guid_rows()
-                if before is None or before.guids != frozenset(guids):
+                if before.guids != frozenset(guids):
                     new_guids.append((item_id, guids))
             store.update_items(changes, ctx.now, ctx.run_id)
         if inserted or new_parts:
@@ -1207,13 +1208,12 @@ async def refresh_items(
                 pages.extend(await fetch_show_pages(client, item.rating_key))
             elif item.kind is ItemKind.SEASON:
                 pages.extend([page async for page in client.children(item.rating_key)])
-            for page in pages:
-                result = await catalog.call(_apply_page, ctx, page)
-                summary.changed += result.changed
-                summary.skipped += result.skipped
-                summary.errors += result.errors
-            if item.kind is ItemKind.SHOW:
-                await catalog.call(_mark_hydrated, server.server_id, [item.rating_key])
+            # One transaction per item; a show is hydrated in it with its children.
+            hydrated = [item.rating_key] if item.kind is ItemKind.SHOW else []
+            result = await catalog.call(_apply_page, ctx, _merged(pages), hydrated)
+            summary.changed += result.changed
+            summary.skipped += result.skipped
+            summary.errors += result.errors
         status = "ok"
     except PlexError as err:
         error = str(err)

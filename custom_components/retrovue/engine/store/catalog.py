@@ -465,26 +465,23 @@ class CatalogStore:
 
     def update_items(
         self,
-        rows: Sequence[tuple[int, Sequence[Any], Sequence[Any] | None]],
+        rows: Sequence[tuple[int, Sequence[Any], Sequence[Any]]],
         now: int,
         run_id: int,
     ) -> None:
         """Rewrite changed items: content, state; a returning item loses its missing marks.
 
-        Rows are (item id, values in `_ITEM_COLUMNS` order, the stored values or None). Only
-        the columns whose value differs from the stored one are written, so the indexes over
-        columns that did not change are left alone.
+        Rows are (item id, values in `_ITEM_COLUMNS` order, the stored values as
+        `stored_content` returns them). Only the columns whose value differs are written, so
+        the indexes over columns that did not change are left alone.
         """
         groups: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
         for item_id, values, stored in rows:
-            if stored is None:
-                columns = tuple(range(len(_ITEM_COLUMNS)))
-            else:
-                columns = tuple(
-                    index
-                    for index, (new, old) in enumerate(zip(values, stored, strict=True))
-                    if new != old or type(new) is not type(old)
-                )
+            columns = tuple(
+                index
+                for index, (new, old) in enumerate(zip(values, stored, strict=True))
+                if new != old or type(new) is not type(old)
+            )
             groups.setdefault(columns, []).append(
                 (*(values[index] for index in columns), now, now, run_id, item_id)
             )
