@@ -87,6 +87,26 @@ def test_catalog_file_settings(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.parametrize("count", [0, 1, 7, 127, 128, 129, 383, 1000])
+def test_bulk_inserts_take_a_statement_per_128_rows(tmp_path: Path, count: int) -> None:
+    # Each statement step lets go of the GIL; a step per row starves the catalog thread
+    # beside a busy event loop, so inserts go 128 rows per statement (plus a few for the rest).
+    store = CatalogStore(tmp_path / "bulk.db")
+    try:
+        store.conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+        expected = [(n, f"row {n}", None if n % 3 else bytes([n % 256])) for n in range(count)]
+        statements: list[str] = []
+        store.conn.set_trace_callback(statements.append)
+        store.insert_rows("INSERT INTO t (a, b, c)", 3, iter(expected))
+        store.conn.set_trace_callback(None)
+        stored = store.conn.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall()
+        assert stored == expected
+        inserts = [sql for sql in statements if sql.startswith("INSERT")]
+        assert len(inserts) == count // 128 + (count % 128).bit_count()
+    finally:
+        store.close()
+
+
 async def test_worker_thread_is_not_the_loop_thread(catalog: Catalog) -> None:
     import threading
 

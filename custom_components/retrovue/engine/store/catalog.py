@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 import json
 import logging
 from pathlib import Path
@@ -28,6 +29,8 @@ PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
 ITEM_KINDS: Final = ("movie", "show", "season", "episode")
 # SQLite 3.32+ allows 32766 bound variables; stay well below.
 _CHUNK: Final = 5000
+# Rows per multi-row INSERT (see `CatalogStore.insert_rows`); a power of two.
+_ROWS_PER_INSERT: Final = 128
 
 _ITEM_COLUMNS: Final = (
     "server_id",
@@ -132,6 +135,10 @@ def _chunks[T](values: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]
         yield values[start : start + size]
 
 
+def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    return list(chain.from_iterable(rows))
+
+
 class CatalogStore:
     """Synchronous access to the catalog file; thread-bound."""
 
@@ -181,6 +188,41 @@ class CatalogStore:
         cursor = self.conn.execute(sql, params)
         cursor.row_factory = sqlite3.Row
         return cursor.fetchall()
+
+    def insert_rows(self, head: str, width: int, rows: Iterable[Sequence[Any]]) -> None:
+        """Run `head` (`INSERT … INTO t (columns)`) with `VALUES` for many rows at a time.
+
+        sqlite3 releases the GIL around every statement step and must take it back afterwards;
+        with one step per row, a thread busy in Python (the event loop parsing the next page)
+        makes this thread wait for the GIL after every row (8,000 rows took 68 s instead of
+        1 s beside a spinning thread). A step per 128 rows releases it 128 times less often,
+        and is faster alone too. The remainder goes in power-of-two groups, so there are few
+        distinct statements for the statement cache.
+        """
+        batch = rows if isinstance(rows, list) else list(rows)
+        if not batch:
+            return
+        row = f"({_in(width)})"
+        per = _ROWS_PER_INSERT
+        full = len(batch) // per * per
+        if full:
+            self.conn.executemany(
+                f"{head} VALUES {','.join([row] * per)}",
+                [_flat(batch[start : start + per]) for start in range(0, full, per)],
+            )
+        start = full
+        while start < len(batch):
+            per //= 2
+            if len(batch) - start >= per:
+                self.conn.execute(
+                    f"{head} VALUES {','.join([row] * per)}", _flat(batch[start : start + per])
+                )
+                start += per
+
+    def delete_by_item(self, table: str, item_ids: Sequence[int]) -> None:
+        """Delete the rows of some items from `parts` or `guids`, a chunk per statement."""
+        for chunk in _chunks(item_ids):
+            self.conn.execute(f"DELETE FROM {table} WHERE item_id IN ({_in(len(chunk))})", chunk)
 
     # --- servers and libraries ---------------------------------------------------------------
 
@@ -418,16 +460,14 @@ class CatalogStore:
         first = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM items").fetchone()[0])
         ids = list(range(first, first + len(rows)))
         columns = ", ".join(_ITEM_COLUMNS)
-        self.conn.executemany(
-            f"""
-            INSERT INTO items (id, {columns}, first_seen_at, last_seen_at, last_scan_at,
-                               changed_run_id)
-            VALUES (?, {_in(len(_ITEM_COLUMNS))}, ?, ?, ?, ?)
-            """,
-            (
+        self.insert_rows(
+            f"INSERT INTO items (id, {columns}, first_seen_at, last_seen_at, last_scan_at, "
+            "changed_run_id)",
+            len(_ITEM_COLUMNS) + 5,
+            [
                 (item_id, *row, now, now, now, run_id)
                 for item_id, row in zip(ids, rows, strict=True)
-            ),
+            ],
         )
         return ids
 
@@ -525,21 +565,17 @@ class CatalogStore:
 
     def replace_parts(self, item_ids: Sequence[int], rows: Iterable[Sequence[Any]]) -> None:
         """Remove the parts of `item_ids`, then insert `rows` (in `_PART_COLUMNS` order)."""
-        self.conn.executemany("DELETE FROM parts WHERE item_id = ?", [(i,) for i in item_ids])
-        self.conn.executemany(
-            f"INSERT INTO parts ({', '.join(_PART_COLUMNS)}) VALUES ({_in(len(_PART_COLUMNS))})",
-            rows,
+        self.delete_by_item("parts", item_ids)
+        self.insert_rows(
+            f"INSERT INTO parts ({', '.join(_PART_COLUMNS)})", len(_PART_COLUMNS), rows
         )
 
     def replace_guids(
         self, item_ids: Sequence[int], rows: Iterable[tuple[int, str, str, str]]
     ) -> None:
         """Remove the GUIDs of `item_ids`, then insert `rows`: (item_id, uri, provider, value)."""
-        self.conn.executemany("DELETE FROM guids WHERE item_id = ?", [(i,) for i in item_ids])
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO guids (item_id, uri, provider, value) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+        self.delete_by_item("guids", item_ids)
+        self.insert_rows("INSERT OR IGNORE INTO guids (item_id, uri, provider, value)", 4, rows)
 
     def set_source_digests(self, rows: Sequence[tuple[bytes | None, int]]) -> None:
         """Store (source digest, item id) for rows whose content did not change."""
