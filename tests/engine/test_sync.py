@@ -634,6 +634,32 @@ async def test_rows_without_source_digests_are_parsed_and_not_rewritten(
     assert sum(s.matched for s in deep) == len(emu_server.items) - len(_shows(emu_server))
 
 
+async def test_digests_of_an_older_version_are_refreshed_not_counted_as_changes(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    # As after an upgrade that computes content digests differently: the content is the same,
+    # so no row is reported changed and no show is expanded again.
+    await sync_all(client, catalog)
+    digests = await rows(catalog, "SELECT id, digest FROM items ORDER BY id")
+    await catalog.call(
+        lambda store: store.conn.execute(
+            "UPDATE items SET digest = 'older' || id, source_digest = NULL"
+        )
+    )
+    changed_runs = await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id")
+
+    _, light = await sync_all(client, catalog)
+    assert sum(s.changed for s in light) == 0
+    assert sum(s.expanded_shows for s in light) == 0
+    refreshed = await rows(catalog, "SELECT COUNT(*) FROM items WHERE digest NOT LIKE 'older%'")
+    assert refreshed[0][0] >= len(_shows(emu_server))
+
+    _, deep = await sync_all(client, catalog, deep=True)
+    assert sum(s.changed + s.watch_updated for s in deep) == 0
+    assert await rows(catalog, "SELECT id, digest FROM items ORDER BY id") == digests
+    assert await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id") == changed_runs
+
+
 async def test_one_item_replaced_by_another_is_still_marked_missing(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog
 ) -> None:

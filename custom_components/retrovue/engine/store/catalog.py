@@ -61,6 +61,9 @@ _ITEM_COLUMNS: Final = (
     "digest",
     "source_digest",
 )
+# `_ITEM_COLUMNS[:CONTENT]` are the columns that hold an item's content (the rest: watch
+# state, state and digests).
+CONTENT: Final = _ITEM_COLUMNS.index("view_count")
 _PART_COLUMNS: Final = (
     "item_id",
     "server_id",
@@ -580,6 +583,10 @@ class CatalogStore:
     def set_source_digests(self, rows: Sequence[tuple[bytes | None, int]]) -> None:
         """Store (source digest, item id) for rows whose content did not change."""
         self.conn.executemany("UPDATE items SET source_digest = ? WHERE id = ?", rows)
+
+    def set_digests(self, rows: Sequence[tuple[str, int]]) -> None:
+        """Store (content digest, item id) for rows whose content did not change."""
+        self.conn.executemany("UPDATE items SET digest = ? WHERE id = ?", rows)
 
     def source_digests(
         self,
