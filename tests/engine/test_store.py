@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 import sqlite3
+import threading
 
 import pytest
 
@@ -16,6 +17,7 @@ from custom_components.retrovue.engine.store import (
     Catalog,
     CatalogStore,
     SchemaError,
+    catalog as catalog_module,
 )
 from custom_components.retrovue.engine.sync import prepare_server, refresh_items
 from tests.emulator import EmuServer, PlexEmulator
@@ -105,6 +107,48 @@ def test_bulk_inserts_take_a_statement_per_128_rows(tmp_path: Path, count: int) 
         assert len(inserts) == count // 128 + (count % 128).bit_count()
     finally:
         store.close()
+
+
+def test_json_rows_read_values_as_sqlite3_would(tmp_path: Path) -> None:
+    store = CatalogStore(tmp_path / "read.db")
+    try:
+        store.conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+        values = [
+            (2**62, 'quote " backslash \\ tab \t newline \n', b"\x00\xff" * 8),
+            (-1, "Amélie 🎬 東京", None),
+            (None, None, b""),
+            (0, "", bytes(range(16))),
+        ]
+        store.conn.executemany("INSERT INTO t VALUES (?, ?, ?)", values)
+        found = store.json_rows(
+            f"a, b, {catalog_module._blob('c')}", "FROM t WHERE rowid > ?", (0,)
+        )
+        decoded = [(a, b, catalog_module._unhex(c)) for a, b, c in found]
+        assert sorted(decoded, key=repr) == sorted(values, key=repr)
+        assert store.json_rows("a", "FROM t WHERE a = ?", (12345,)) == []
+    finally:
+        store.close()
+
+
+def test_checkpoints_run_on_their_own_thread(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.db"
+    store = CatalogStore(path)
+    try:
+        assert "retrovue_checkpoint" in {thread.name for thread in threading.enumerate()}
+        store.conn.execute("CREATE TABLE t (a TEXT)")
+        assert store.checkpointer.wait_idle(10)
+        before = path.stat().st_size
+        done = store.checkpointer.checkpoints
+        with store.transaction():
+            store.insert_rows("INSERT INTO t (a)", 1, [(f"{n:0>1000}",) for n in range(2000)])
+        # The writer's own automatic checkpoint would wait for a WAL 30 times this size; the
+        # database file only grows when a checkpoint copies the new pages into it.
+        assert store.checkpointer.wait_idle(10)
+        assert store.checkpointer.checkpoints > done
+        assert path.stat().st_size > before + 2_000_000
+    finally:
+        store.close()
+    assert "retrovue_checkpoint" not in {thread.name for thread in threading.enumerate()}
 
 
 async def test_worker_thread_is_not_the_loop_thread(catalog: Catalog) -> None:
