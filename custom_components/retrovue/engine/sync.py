@@ -17,9 +17,16 @@ parts) finds it. A movie file replaced that way is seen by the next full movie l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 import contextlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import hashlib
 from itertools import chain, groupby
 import logging
@@ -1025,7 +1032,7 @@ class _LibraryRun:
         for result in results:
             expand.update(result.expand)
         if not self.deep and self.watermark is not None:
-            await self._recently_updated()
+            await self._recently_updated(expand.keys())
             # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
             # (an episode added and another removed leave the count, and often updatedAt,
             # unchanged) is expanded too.
@@ -1063,12 +1070,13 @@ class _LibraryRun:
             self.summary.strategy = "per_show"
             await self._expand_shows(list(expand))
 
-    async def _recently_updated(self) -> None:
+    async def _recently_updated(self, expanding: Collection[str]) -> None:
         """List seasons and episodes Plex updated since the catalog's newest, minus a margin.
 
         Plex does not reliably touch a show when one of its episodes changes, so the show
         digest alone would miss an edited episode. The watermark is Plex's own clock (the
-        newest `updatedAt` stored), so the two clocks never need to agree.
+        newest `updatedAt` stored), so the two clocks never need to agree. Entries of the
+        shows in `expanding` are left to their expansion, which lists them all anyway.
         """
         if self.watermark is None:
             return
@@ -1076,7 +1084,13 @@ class _LibraryRun:
         for plex_type in (PlexType.SEASON, PlexType.EPISODE):
             listing = self.client.section_items(self.section.key, plex_type, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
-                await self._apply(_merged(batch))
+                page = _merged(batch)
+                if expanding:
+                    page = replace(
+                        page,
+                        items=tuple(i for i in page.items if _show_key(i) not in expanding),
+                    )
+                await self._apply(page)
             if not listing.stats.complete:
                 self.incomplete.append("recently-updated listing ended early")
 
