@@ -126,6 +126,11 @@ def test_json_rows_read_values_as_sqlite3_would(tmp_path: Path) -> None:
         decoded = [(a, b, catalog_module._unhex(c)) for a, b, c in found]
         assert sorted(decoded, key=repr) == sorted(values, key=repr)
         assert store.json_rows("a", "FROM t WHERE a = ?", (12345,)) == []
+        columns = store.json_columns(("a", "b"), "FROM t WHERE rowid > ?", (0,))
+        assert sorted(zip(*columns, strict=True), key=repr) == sorted(
+            ((a, b) for a, b, _ in values), key=repr
+        )
+        assert store.json_columns(("a", "b"), "FROM t WHERE a = ?", (12345,)) == [[], []]
     finally:
         store.close()
 

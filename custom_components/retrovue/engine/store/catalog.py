@@ -150,7 +150,11 @@ def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
     return list(chain.from_iterable(rows))
 
 
-_JSON_ROWS: Final = msgspec.json.Decoder(list[list[Any]])
+# Rows as tuples: the collector stops tracking a tuple of scalars at its first pass, so a large
+# result does not pile up in the oldest generation (and bring on a full collection in Home
+# Assistant) the way lists would.
+_JSON_ROWS: Final = msgspec.json.Decoder(list[tuple[Any, ...]])
+_JSON_COLUMNS: Final = msgspec.json.Decoder(list[list[Any]])
 
 
 def _blob(column: str) -> str:
@@ -314,7 +318,7 @@ class CatalogStore:
                 )
                 start += per
 
-    def json_rows(self, columns: str, rest: str, params: Sequence[Any]) -> list[list[Any]]:
+    def json_rows(self, columns: str, rest: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run `SELECT columns rest` (no aliases) and return its rows in one statement step.
 
         Reading a row is a step too, and each step lets go of the GIL: beside a thread busy in
@@ -327,6 +331,14 @@ class CatalogStore:
             params,
         ).fetchone()
         return _JSON_ROWS.decode(text)
+
+    def json_columns(
+        self, columns: Sequence[str], rest: str, params: Sequence[Any]
+    ) -> list[list[Any]]:
+        """Like `json_rows`, but return one list per column (no object per row at all)."""
+        aggregates = ", ".join(f"json_group_array({column})" for column in columns)
+        (text,) = self.conn.execute(f"SELECT json_array({aggregates}) {rest}", params).fetchone()
+        return _JSON_COLUMNS.decode(text)
 
     def delete_by_item(self, table: str, item_ids: Sequence[int]) -> None:
         """Delete the rows of some items from `parts` or `guids`, a chunk per statement."""
@@ -719,10 +731,8 @@ class CatalogStore:
         if show_keys is not None:
             sql += " AND show_key IN (SELECT value FROM json_each(?))"
             params.append(_json_keys(show_keys))
-        return {
-            bytes.fromhex(digest): key
-            for digest, key in self.json_rows("hex(source_digest), rating_key", sql, params)
-        }
+        digests, keys = self.json_columns(("hex(source_digest)", "rating_key"), sql, params)
+        return dict(zip(map(bytes.fromhex, digests), keys, strict=True))
 
     def set_children_hydrated(self, item_ids: Sequence[int], hydrated: bool) -> None:
         """Mark shows whose children are (or are no longer) completely stored."""
