@@ -109,6 +109,42 @@ def test_bulk_inserts_take_a_statement_per_128_rows(tmp_path: Path, count: int) 
         store.close()
 
 
+def test_bulk_updates_take_a_statement_per_128_rows(tmp_path: Path) -> None:
+    store = CatalogStore(tmp_path / "update.db")
+    try:
+        conn = store.conn
+        conn.execute(
+            "INSERT INTO servers (id, machine_identifier, name, version, url, "
+            "created_at, updated_at) VALUES (1, 'm', 'n', 'v', 'u', 0, 0)"
+        )
+        conn.execute(
+            "INSERT INTO libraries (id, server_id, section_key, type, title, "
+            "first_seen_at) VALUES (1, 1, '1', 'movie', 'Movies', 0)"
+        )
+        conn.executemany(
+            "INSERT INTO items (id, server_id, library_id, rating_key, kind, title, state, "
+            "digest, first_seen_at, last_seen_at, last_scan_at) "
+            "VALUES (?, 1, 1, ?, 'movie', 'old', 'ACTIVE', 'd', 0, 0, 0)",
+            [(n, str(n)) for n in range(1, 401)],
+        )
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        with store.transaction():
+            store.update_rows(
+                "title = v.column2, last_seen_at = ?",
+                2,
+                [(n, f"new {n}") for n in range(1, 301)],
+                99,
+            )
+        conn.set_trace_callback(None)
+        found = conn.execute("SELECT id, title, last_seen_at FROM items ORDER BY id").fetchall()
+        assert found == [(n, f"new {n}", 99) if n <= 300 else (n, "old", 0) for n in range(1, 401)]
+        updates = [sql for sql in statements if sql.startswith("UPDATE")]
+        assert len(updates) == 300 // 128 + (300 % 128).bit_count()
+    finally:
+        store.close()
+
+
 def test_json_rows_read_values_as_sqlite3_would(tmp_path: Path) -> None:
     store = CatalogStore(tmp_path / "read.db")
     try:

@@ -736,7 +736,7 @@ async def test_changes_rewrite_only_the_columns_parts_and_guids_that_changed(
     assigned = {
         column.split("=")[0].strip()
         for statement in updates
-        for column in statement.split("SET", 1)[1].split("WHERE", 1)[0].split(",")
+        for column in statement.split("SET", 1)[1].split(" FROM (VALUES", 1)[0].split(",")
     }
     assert "title" in assigned
     assert "digest" in assigned

@@ -313,15 +313,15 @@ def _apply_page(
     states: list[tuple[int, str]] = []
     watches: list[tuple[int, tuple[int | None, int | None, int | None, int | None]]] = []
     dehydrate: list[int] = []
-    sources: list[tuple[bytes | None, int]] = []
-    digests: list[tuple[str, int]] = []
+    sources: list[tuple[int, bytes | None]] = []
+    digests: list[tuple[int, str]] = []
     errors: list[tuple[str, str]] = []
     shows: list[tuple[StoredItem | None, _Row]] = []
 
     def same_content(old: StoredItem, row: _Row) -> None:
         if old.source_digest != row.item.source_digest:
             # Same content, other entry (watch state, or fields the catalog ignores).
-            sources.append((row.item.source_digest, old.id))
+            sources.append((old.id, row.item.source_digest))
         if old.state != row.state:
             states.append((old.id, row.state))
             if old.state not in PRESENT_STATES:
@@ -372,7 +372,7 @@ def _apply_page(
                 if same_parts and same_guids and before.values[:CONTENT] == row.values[:CONTENT]:
                     # Another digest for the same content: one an older Retrovue computed, or
                     # the GUIDs listed in another order. Not a change.
-                    digests.append((row.digest, old.id))
+                    digests.append((old.id, row.digest))
                     same_content(old, row)
                     continue
                 changed.add(old.id)

@@ -33,8 +33,8 @@ PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
 ITEM_KINDS: Final = ("movie", "show", "season", "episode")
 # SQLite 3.32+ allows 32766 bound variables; stay well below.
 _CHUNK: Final = 5000
-# Rows per multi-row INSERT (see `CatalogStore.insert_rows`); a power of two.
-_ROWS_PER_INSERT: Final = 128
+# Rows per multi-row statement (see `CatalogStore.insert_rows`); a power of two.
+_ROWS_PER_STATEMENT: Final = 128
 # The checkpoint thread runs at most this often (seconds)...
 CHECKPOINT_INTERVAL: Final = 0.25
 # ...and the writer checkpoints by itself only if the WAL still reaches this many pages.
@@ -298,23 +298,50 @@ class CatalogStore:
         and is faster alone too. The remainder goes in power-of-two groups, so there are few
         distinct statements for the statement cache.
         """
+        self._in_groups(lambda values: f"{head} VALUES {values}", width, rows)
+
+    def update_rows(
+        self, assignments: str, width: int, rows: Iterable[Sequence[Any]], *fixed: Any
+    ) -> None:
+        """Run `UPDATE items SET assignments` for many rows at a time, like `insert_rows`.
+
+        A row is (item id, values…); `assignments` read the values as `v.column2`, … and may
+        hold `?` placeholders, bound to `fixed`.
+        """
+        self._in_groups(
+            lambda values: (
+                f"UPDATE items SET {assignments} FROM (VALUES {values}) AS v "
+                "WHERE items.id = v.column1"
+            ),
+            width,
+            rows,
+            fixed,
+        )
+
+    def _in_groups(
+        self,
+        statement: Callable[[str], str],
+        width: int,
+        rows: Iterable[Sequence[Any]],
+        fixed: Sequence[Any] = (),
+    ) -> None:
+        """Run `statement(values)` over the rows, 128 per statement, the rest in halves."""
         batch = rows if isinstance(rows, list) else list(rows)
-        if not batch:
-            return
         row = f"({_in(width)})"
-        per = _ROWS_PER_INSERT
+        per = _ROWS_PER_STATEMENT
         full = len(batch) // per * per
         if full:
             self.conn.executemany(
-                f"{head} VALUES {','.join([row] * per)}",
-                [_flat(batch[start : start + per]) for start in range(0, full, per)],
+                statement(",".join([row] * per)),
+                [[*fixed, *_flat(batch[start : start + per])] for start in range(0, full, per)],
             )
         start = full
         while start < len(batch):
             per //= 2
             if len(batch) - start >= per:
                 self.conn.execute(
-                    f"{head} VALUES {','.join([row] * per)}", _flat(batch[start : start + per])
+                    statement(",".join([row] * per)),
+                    [*fixed, *_flat(batch[start : start + per])],
                 )
                 start += per
 
@@ -644,18 +671,20 @@ class CatalogStore:
                 for index, (new, old) in enumerate(zip(values, stored, strict=True))
                 if new != old or type(new) is not type(old)
             )
-            groups.setdefault(columns, []).append(
-                (*(values[index] for index in columns), now, now, run_id, item_id)
-            )
+            groups.setdefault(columns, []).append((item_id, *(values[index] for index in columns)))
         for columns, params in groups.items():
-            assignments = "".join(f"{_ITEM_COLUMNS[index]} = ?, " for index in columns)
-            self.conn.executemany(
-                f"""
-                UPDATE items SET {assignments}last_seen_at = ?, last_scan_at = ?,
-                    missing_since = NULL, deleted_at = NULL, changed_run_id = ?
-                WHERE id = ?
-                """,
+            assignments = "".join(
+                f"{_ITEM_COLUMNS[index]} = v.column{position}, "
+                for position, index in enumerate(columns, start=2)
+            )
+            self.update_rows(
+                f"{assignments}last_seen_at = ?, last_scan_at = ?, missing_since = NULL, "
+                "deleted_at = NULL, changed_run_id = ?",
+                len(columns) + 1,
                 params,
+                now,
+                now,
+                run_id,
             )
 
     def update_watch(
@@ -665,24 +694,24 @@ class CatalogStore:
         run_id: int,
     ) -> None:
         """Store new watch state for items whose content did not change."""
-        self.conn.executemany(
-            """
-            UPDATE items SET view_count = ?, last_viewed_at = ?, view_offset = ?,
-                viewed_leaf_count = ?, last_seen_at = ?, changed_run_id = ?
-            WHERE id = ?
-            """,
-            [(*watch, now, run_id, item_id) for item_id, watch in rows],
+        self.update_rows(
+            "view_count = v.column2, last_viewed_at = v.column3, view_offset = v.column4, "
+            "viewed_leaf_count = v.column5, last_seen_at = ?, changed_run_id = ?",
+            5,
+            [(item_id, *watch) for item_id, watch in rows],
+            now,
+            run_id,
         )
 
     def set_states(self, rows: Sequence[tuple[int, str]], now: int, run_id: int) -> None:
         """Set the state of unchanged items (a return from MISSING, or new path mappings)."""
-        self.conn.executemany(
-            """
-            UPDATE items SET state = ?, last_seen_at = ?, missing_since = NULL,
-                deleted_at = NULL, changed_run_id = ?
-            WHERE id = ?
-            """,
-            [(state, now, run_id, item_id) for item_id, state in rows],
+        self.update_rows(
+            "state = v.column2, last_seen_at = ?, missing_since = NULL, deleted_at = NULL, "
+            "changed_run_id = ?",
+            2,
+            rows,
+            now,
+            run_id,
         )
 
     def replace_parts(self, item_ids: Sequence[int], rows: Iterable[Sequence[Any]]) -> None:
@@ -699,13 +728,13 @@ class CatalogStore:
         self.delete_by_item("guids", item_ids)
         self.insert_rows("INSERT OR IGNORE INTO guids (item_id, uri, provider, value)", 4, rows)
 
-    def set_source_digests(self, rows: Sequence[tuple[bytes | None, int]]) -> None:
-        """Store (source digest, item id) for rows whose content did not change."""
-        self.conn.executemany("UPDATE items SET source_digest = ? WHERE id = ?", rows)
+    def set_source_digests(self, rows: Sequence[tuple[int, bytes | None]]) -> None:
+        """Store (item id, source digest) for rows whose content did not change."""
+        self.update_rows("source_digest = v.column2", 2, rows)
 
-    def set_digests(self, rows: Sequence[tuple[str, int]]) -> None:
-        """Store (content digest, item id) for rows whose content did not change."""
-        self.conn.executemany("UPDATE items SET digest = ? WHERE id = ?", rows)
+    def set_digests(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Store (item id, content digest) for rows whose content did not change."""
+        self.update_rows("digest = v.column2", 2, rows)
 
     def source_digests(
         self,
@@ -736,10 +765,7 @@ class CatalogStore:
 
     def set_children_hydrated(self, item_ids: Sequence[int], hydrated: bool) -> None:
         """Mark shows whose children are (or are no longer) completely stored."""
-        self.conn.executemany(
-            "UPDATE items SET children_hydrated = ? WHERE id = ?",
-            [(int(hydrated), item_id) for item_id in item_ids],
-        )
+        self.update_rows("children_hydrated = ?", 1, [(item_id,) for item_id in item_ids], hydrated)
 
     def record_errors(self, server_id: int, errors: Sequence[tuple[str, str]], now: int) -> None:
         """Count an error on the rows of some rating keys: (rating_key, message)."""
