@@ -80,6 +80,14 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         CatalogStore(path)
 
 
+def test_too_old_sqlite_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(SchemaError, match=r"SQLite 3\.31\.1 is too old.*needs 3\.33\.0"):
+        CatalogStore(tmp_path / "old-sqlite.db")
+    assert not (tmp_path / "old-sqlite.db").exists()
+
+
 def test_catalog_file_settings(tmp_path: Path) -> None:
     store = CatalogStore(tmp_path / "wal.db")
     try:

@@ -25,7 +25,7 @@ import msgspec
 
 from ..paths import PathMapping
 from ..plex.models import Section, ServerIdentity
-from .schema import SCHEMA_VERSION, migrate
+from .schema import SCHEMA_VERSION, SchemaError, migrate
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
 ITEM_KINDS: Final = ("movie", "show", "season", "episode")
 # SQLite 3.32+ allows 32766 bound variables; stay well below.
 _CHUNK: Final = 5000
+# UPDATE … FROM (3.33) and the variable limit above.
+MIN_SQLITE: Final = (3, 33, 0)
 # Rows per multi-row statement (see `CatalogStore.insert_rows`); a power of two.
 _ROWS_PER_STATEMENT: Final = 128
 # The checkpoint thread runs at most this often (seconds)...
@@ -239,6 +241,11 @@ class CatalogStore:
 
     def __init__(self, path: str | Path, *, migrate_to: int = SCHEMA_VERSION) -> None:
         """Open (creating if needed) and migrate the catalog at `path`."""
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise SchemaError(
+                f"SQLite {sqlite3.sqlite_version} is too old for the catalog: Retrovue needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer"
+            )
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, autocommit=True)
