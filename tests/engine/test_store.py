@@ -153,6 +153,17 @@ def test_bulk_updates_take_a_statement_per_128_rows(tmp_path: Path) -> None:
         store.close()
 
 
+def test_checkpoint_thread_that_cannot_open_the_file_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpointer = catalog_module.Checkpointer(tmp_path / "no such dir" / "catalog.db")
+    checkpointer.poke()
+    checkpointer.stop()
+    assert checkpointer.checkpoints == 0
+    assert "No checkpoint thread for catalog" in caplog.text
+    assert "no such dir" in caplog.text
+
+
 def test_json_rows_read_values_as_sqlite3_would(tmp_path: Path) -> None:
     store = CatalogStore(tmp_path / "read.db")
     try:

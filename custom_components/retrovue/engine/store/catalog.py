@@ -211,7 +211,15 @@ class Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, autocommit=True)
+        try:
+            conn = sqlite3.connect(self._path, autocommit=True)
+        except sqlite3.Error as err:
+            LOGGER.warning(
+                "No checkpoint thread for catalog %s (the writer checkpoints by itself): %s",
+                self._path,
+                err,
+            )
+            return
         try:
             while True:
                 with self._wake:
