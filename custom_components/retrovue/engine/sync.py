@@ -509,9 +509,10 @@ def _finalize(
 def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
     """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change.
 
-    Items this run wrote were judged with the current mappings already. The rest are read one
-    item at a time: a library's worth of path lists held at once would be promoted to the
-    collector's oldest generation and bring on a full collection on the event loop's process.
+    Items this run wrote were judged with the current mappings already. The rest are taken
+    one item at a time from rows of scalars: a library's worth of path lists held at once would
+    be promoted to the collector's oldest generation and bring on a full collection on the
+    event loop's process.
     """
     changes: list[tuple[int, str]] = []
     rows = store.parts_of_library(ctx.library_id, unless_run=ctx.run_id)

@@ -794,21 +794,24 @@ class CatalogStore:
 
     def parts_of_library(
         self, library_id: int, *, unless_run: int | None = None
-    ) -> Iterator[tuple[int, str, str | None]]:
-        """Yield (item id, state, plex path) of every part of present playable items, by item.
+    ) -> list[tuple[int, str, str | None]]:
+        """Return (item id, state, plex path) of every part of present playable items, by item.
 
         With `unless_run`, items that run wrote are left out: their state is already current.
+        Read as three columns in one step (see `json_rows`): a library's worth of rows, one
+        step or one list each, would wait on the GIL per row or fill the collector's oldest
+        generation.
         """
-        yield from self.conn.execute(
+        ids, states, paths = self.json_columns(
+            ("i.id", "i.state", "p.plex_path"),
             f"""
-            SELECT i.id, i.state, p.plex_path FROM items AS i
-            LEFT JOIN parts AS p ON p.item_id = i.id
+            FROM items AS i LEFT JOIN parts AS p ON p.item_id = i.id
             WHERE i.library_id = ? AND i.kind IN ('movie', 'episode')
               AND i.state IN ({_in(len(PRESENT_STATES))}) AND i.changed_run_id IS NOT ?
-            ORDER BY i.id
             """,
             (library_id, *PRESENT_STATES, unless_run),
         )
+        return sorted(zip(ids, states, paths, strict=True), key=itemgetter(0))
 
     @contextmanager
     def _run_keys(
