@@ -20,7 +20,7 @@ LISTING_ENDPOINTS = {"root", "sections", "section_all"}
 @pytest.fixture(scope="module")
 def run() -> dict[str, Any]:
     """Run cold, steady and churn on workload S (JSON) once for the module."""
-    bench = Bench(WORKLOADS["S"], "json", scenarios=("cold", "steady", "churn"), anchors=())
+    bench = Bench(WORKLOADS["S"], "json", scenarios=("cold", "steady", "churn"), anchors=("store",))
     return bench.run().as_dict()
 
 
@@ -84,9 +84,21 @@ def test_churn_writes_exactly_the_changed_rows(run: dict[str, Any]) -> None:
     assert churn["requests"] <= run["scenarios"]["steady"]["requests"] + 2 * spec.shows + 4
 
 
+def test_store_anchor_writes_every_row_of_the_cold_catalog(run: dict[str, Any]) -> None:
+    store = run["anchors"]["store"]
+
+    assert store["rows"]["items"] == sum(run["items"].values())
+    assert store["rows"] == store["source_rows"]
+    # Every generated item has a file and external ids: the copy is not of empty tables.
+    assert store["rows"]["parts"] >= run["items"]["movie"] + run["items"]["episode"]
+    assert store["rows"]["guids"] > store["rows"]["items"]
+    assert store["emulator"]["requests"] == 0
+
+
 def test_report_renders(run: dict[str, Any]) -> None:
     table = run_table(run)
     assert "cold" in table
     assert "churn" in table
+    assert "store:" in table
     names = {target.name for target in targets(run)}
     assert {"cold requests", "steady requests", "steady rows written"} <= names

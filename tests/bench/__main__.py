@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", choices=("json", "xml", "both"), default="json")
     parser.add_argument("--scenarios", action="append", help="cold,steady,churn,deep or all")
     parser.add_argument(
-        "--anchors", action="append", help="floor,engine_parse,plexapi,naive, all or none"
+        "--anchors", action="append", help="floor,engine_parse,store,plexapi,naive, all or none"
     )
     parser.add_argument("--out", type=Path, help="results file (default bench-results/<time>.json)")
     parser.add_argument(

@@ -103,6 +103,7 @@ def run_table(run: dict[str, Any]) -> str:
     labels = {
         "floor": "anchor: floor (GET+parse listings)",
         "engine_parse": "diag: listings + engine parse",
+        "store": "diag: store the cold rows, no fetch",
         "expansions": "anchor: changed shows' expansions",
         "plexapi": "anchor: python-plexapi walk",
         "naive": "anchor: naive detail sample",
@@ -123,6 +124,15 @@ def run_table(run: dict[str, Any]) -> str:
                 f"{label} {entry['seconds']:.2f}s/{entry['pages']:.0f} pages"
                 for label, entry in floor["listings"].items()
             )
+        )
+    store = run["anchors"].get("store")
+    if store:
+        rows = store["rows"]
+        share = f" = {store['wall'] / floor['wall']:.2f}x the floor" if floor else ""
+        lines.append(
+            f"store: {rows['items']} items, {rows['parts']} parts, {rows['guids']} GUIDs "
+            f"written in {store['wall']:.2f}s{share} (transactions of {store['batch_items']} "
+            "items, one thread, nothing fetched or parsed)"
         )
     naive = run["anchors"].get("naive")
     if naive:

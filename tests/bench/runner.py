@@ -26,7 +26,7 @@ from .workloads import WORKLOADS, Workload
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SCENARIOS: Final = ("cold", "steady", "churn", "deep")
-ANCHORS: Final = ("floor", "engine_parse", "plexapi", "naive")
+ANCHORS: Final = ("floor", "engine_parse", "store", "plexapi", "naive")
 NAIVE_SAMPLE: Final = 500
 
 type Log = Callable[[str], None]
@@ -256,6 +256,11 @@ class Bench:
         db = tmp / "catalog.db"
         if "cold" in self.scenarios:
             self._scenario(emu, "cold", {"task": "sync", "db": str(db), "deep": False})
+            if "store" in self.anchors:
+                # The rows the cold sync wrote, written again with nothing else to do.
+                store_task = {"task": "store", "source": str(db), "db": str(tmp / "store.db")}
+                res.anchors["store"] = self._measure(emu, store_task)
+                self._note("store", res.anchors["store"])
         if "steady" in self.scenarios:
             self._scenario(emu, "steady", {"task": "sync", "db": str(db), "deep": False})
         if "naive" in self.anchors:

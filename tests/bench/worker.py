@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 import pstats
 import resource
+import sqlite3
 import sys
 import threading
 import time
@@ -34,7 +35,12 @@ from custom_components.retrovue.engine.plex.client import DEFAULT_PAGE_SIZE, Lis
 from custom_components.retrovue.engine.plex.models import PlexType
 from custom_components.retrovue.engine.plex.parse import parse_listing
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
-from custom_components.retrovue.engine.sync import prepare_server, sync_library
+from custom_components.retrovue.engine.store.catalog import _ITEM_COLUMNS, _PART_COLUMNS
+from custom_components.retrovue.engine.sync import (
+    READ_AHEAD_PAGES,
+    prepare_server,
+    sync_library,
+)
 
 _SAMPLE_SECONDS = 0.05
 
@@ -274,6 +280,82 @@ def task_plexapi(task: Mapping[str, Any]) -> dict[str, Any]:
     return {**meter.as_dict(), "items": dict(counts)}
 
 
+def task_store(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the rows a cold sync stored into an empty catalog: the catalog's own write cost.
+
+    Items, parts and GUIDs are read from the finished cold catalog before the clock starts and
+    written with the store's own methods, in transactions of as many items as a cold sync
+    stores at most in one (`READ_AHEAD_PAGES` pages), on this one thread: no fetching, no
+    parsing, no comparing, no other thread wanting the interpreter lock.
+    """
+    item_columns = ", ".join(_ITEM_COLUMNS)
+    source = sqlite3.connect(task["source"])
+    try:
+        servers = source.execute("SELECT * FROM servers ORDER BY id").fetchall()
+        libraries = source.execute(
+            "SELECT id, server_id, section_key, type, title, first_seen_at FROM libraries"
+        ).fetchall()
+        items = source.execute(f"SELECT id, {item_columns} FROM items ORDER BY id").fetchall()
+        parts: dict[int, list[tuple[Any, ...]]] = {}
+        for item_id, *part in source.execute(
+            f"SELECT {', '.join(_PART_COLUMNS)} FROM parts ORDER BY id"
+        ):
+            parts.setdefault(item_id, []).append(tuple(part))
+        guids: dict[int, list[tuple[str, str, str]]] = {}
+        for item_id, *guid in source.execute(
+            "SELECT item_id, uri, provider, value FROM guids ORDER BY item_id, uri"
+        ):
+            guids.setdefault(item_id, []).append((guid[0], guid[1], guid[2]))
+    finally:
+        source.close()
+    store = CatalogStore(Path(task["db"]))
+    try:
+        with store.transaction() as conn:
+            conn.executemany("INSERT INTO servers VALUES (?, ?, ?, ?, ?, ?, ?)", servers)
+            conn.executemany(
+                "INSERT INTO libraries (id, server_id, section_key, type, title, first_seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                libraries,
+            )
+        now = int(time.time())
+        batch = READ_AHEAD_PAGES * DEFAULT_PAGE_SIZE
+        meter = Meter()
+        meter.start()
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            with store.transaction():
+                ids = store.insert_items([row[1:] for row in chunk], now, 0)
+                store.replace_parts(
+                    (),
+                    (
+                        (new_id, *part)
+                        for new_id, row in zip(ids, chunk, strict=True)
+                        for part in parts.get(row[0], ())
+                    ),
+                )
+                store.replace_guids(
+                    (),
+                    (
+                        (new_id, *guid)
+                        for new_id, row in zip(ids, chunk, strict=True)
+                        for guid in guids.get(row[0], ())
+                    ),
+                )
+        meter.stop()
+        counts = {
+            table: int(store.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+            for table in ("items", "parts", "guids")
+        }
+    finally:
+        store.close()
+    source_rows = {
+        "items": len(items),
+        "parts": sum(map(len, parts.values())),
+        "guids": sum(map(len, guids.values())),
+    }
+    return {**meter.as_dict(), "rows": counts, "source_rows": source_rows, "batch_items": batch}
+
+
 async def _rows_written(catalog: Catalog, run_ids: list[int]) -> dict[str, int]:
     marks = ",".join("?" * len(run_ids))
     found = await catalog.call(
@@ -370,6 +452,8 @@ def run(task: Mapping[str, Any]) -> dict[str, Any]:
     kind = task["task"]
     if kind == "plexapi":
         return task_plexapi(task)
+    if kind == "store":
+        return task_store(task)
     return asyncio.run(_TASKS[kind](task))
 
 
