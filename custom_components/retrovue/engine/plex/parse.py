@@ -10,6 +10,7 @@ import hashlib
 from itertools import chain
 import json
 import math
+from operator import itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -25,6 +26,7 @@ from .models import (
     Section,
     ServerIdentity,
 )
+from .xmlsplit import XmlEntries, split_entries
 
 try:  # orjson ships with Home Assistant and is several times faster than json.
     import orjson
@@ -65,6 +67,8 @@ _XML_LISTS: Final = (
     "Device",
 )
 _ITEM_TAGS: Final = ("Metadata", "Video", "Directory", "Track", "Photo")
+# The same tags as XML names, with their place in that order.
+_XML_ITEM_TAGS: Final = {tag.encode(): order for order, tag in enumerate(_ITEM_TAGS)}
 _KINDS: Final = {kind.value: kind for kind in ItemKind}
 # Part of every source digest: change it when what the catalog stores from an entry changes,
 # so that the next full listing parses every entry again instead of trusting old digests.
@@ -665,8 +669,68 @@ def parse_listing(
             pass  # not the usual shape: the general path below says what is wrong
         else:
             return _typed_page(listing.container, kinds, offset, known)
+    elif (split := split_entries(body)) is not None:
+        page = _xml_page(split, kinds, offset, known)
+        if page is not None:
+            return page
     container, _fmt = decode_container(body, content_type)
     return parse_items(container, kinds=kinds, offset=offset, known=known)
+
+
+def _xml_page(
+    split: XmlEntries,
+    kinds: Sequence[ItemKind],
+    offset: int,
+    known: Mapping[bytes, str] | None,
+) -> Page | None:
+    """Return the page of a split XML answer, decoding only the entries `known` lacks.
+
+    An entry's source digest is taken of its bytes as sent. The entries left are decoded in
+    one document under the container's own start tag, grouped by tag as `_take_entries`
+    returns them; None if that does not give back one entry per element (the caller then
+    decodes the answer whole).
+    """
+    unchanged: list[str] = []
+    pending: list[tuple[int, bytes, bytes]] = []
+    new_hasher = _DIGEST_BASE.copy
+    for tag, raw in split.entries:
+        order = _XML_ITEM_TAGS.get(tag)
+        if order is None:
+            continue  # not an entry: the decoded container would not list it either
+        hasher = new_hasher()
+        hasher.update(raw)
+        digest = hasher.digest()
+        if known is not None and (rating_key := known.get(digest)) is not None:
+            unchanged.append(rating_key)
+        else:
+            pending.append((order, raw, digest))
+    pending.sort(key=itemgetter(0))
+    document = b"".join((split.head, *(raw for _, raw, _ in pending), b"</MediaContainer>"))
+    container, _fmt = decode_container(document, "text/xml")
+    entries = _take_entries(container)
+    if len(entries) != len(pending):
+        return None
+    section_key = _str(container.get("librarySectionID"))[0]
+    items: list[PlexItem] = []
+    problems: list[ItemProblem] = []
+    received = len(unchanged)
+    for entry, (_, _, digest) in zip(entries, pending, strict=True):
+        if _is_pseudo(entry):
+            continue
+        received += 1
+        parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
+        if isinstance(parsed, ItemProblem):
+            problems.append(parsed)
+        else:
+            items.append(parsed)
+    return Page(
+        items=tuple(items),
+        problems=tuple(problems),
+        offset=offset,
+        received=received,
+        total_size=container_int(container, "totalSize"),
+        unchanged=tuple(unchanged),
+    )
 
 
 def parse_item(
