@@ -593,6 +593,13 @@ def _typed_item(
 _DIGEST_BASE: Final = hashlib.blake2b(digest_size=16, person=_SOURCE_DIGEST_KIND)
 
 
+def _raw_digest(raw: bytes | msgspec.Raw) -> bytes:
+    """Return the source digest of an entry's bytes as Plex sent them."""
+    hasher = _DIGEST_BASE.copy()
+    hasher.update(raw)
+    return hasher.digest()
+
+
 def _raw_item(
     raw: msgspec.Raw, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
 ) -> PlexItem | ItemProblem | None:
@@ -620,13 +627,10 @@ def _typed_page(
     problems: list[ItemProblem] = []
     unchanged: list[str] = []
     received = 0
-    new_hasher = _DIGEST_BASE.copy
     for raw in chain(
         container.metadata, container.video, container.directory, container.track, container.photo
     ):
-        hasher = new_hasher()
-        hasher.update(raw)
-        digest = hasher.digest()
+        digest = _raw_digest(raw)
         if known is not None and (rating_key := known.get(digest)) is not None:
             unchanged.append(rating_key)
         else:
@@ -692,45 +696,25 @@ def _xml_page(
     """
     unchanged: list[str] = []
     pending: list[tuple[int, bytes, bytes]] = []
-    new_hasher = _DIGEST_BASE.copy
     for tag, raw in split.entries:
         order = _XML_ITEM_TAGS.get(tag)
         if order is None:
             continue  # not an entry: the decoded container would not list it either
-        hasher = new_hasher()
-        hasher.update(raw)
-        digest = hasher.digest()
+        digest = _raw_digest(raw)
         if known is not None and (rating_key := known.get(digest)) is not None:
             unchanged.append(rating_key)
         else:
             pending.append((order, raw, digest))
     pending.sort(key=itemgetter(0))
     document = b"".join((split.head, *(raw for _, raw, _ in pending), b"</MediaContainer>"))
+    digests = [digest for _, _, digest in pending]
+    del pending
     container, _fmt = decode_container(document, "text/xml")
+    del document
     entries = _take_entries(container)
-    if len(entries) != len(pending):
+    if len(entries) != len(digests):
         return None
-    section_key = _str(container.get("librarySectionID"))[0]
-    items: list[PlexItem] = []
-    problems: list[ItemProblem] = []
-    received = len(unchanged)
-    for entry, (_, _, digest) in zip(entries, pending, strict=True):
-        if _is_pseudo(entry):
-            continue
-        received += 1
-        parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
-        if isinstance(parsed, ItemProblem):
-            problems.append(parsed)
-        else:
-            items.append(parsed)
-    return Page(
-        items=tuple(items),
-        problems=tuple(problems),
-        offset=offset,
-        received=received,
-        total_size=container_int(container, "totalSize"),
-        unchanged=tuple(unchanged),
-    )
+    return _entries_page(container, entries, digests, kinds, offset, None, unchanged)
 
 
 def parse_item(
@@ -844,22 +828,44 @@ def parse_items(
     which keeps the number of live objects flat while a large page is parsed (fewer objects
     survive into the garbage collector's old generation, whose full passes stall the loop).
     """
-    section_key = _str(container.get("librarySectionID"))[0]
     if isinstance(container, dict):
         entries = _take_entries(container)
     else:
         entries = container_entries(container)
+    return _entries_page(container, entries, None, kinds, offset, known, [])
+
+
+def _entries_page(
+    container: Node,
+    entries: list[Any],
+    digests: list[bytes] | None,
+    kinds: Sequence[ItemKind],
+    offset: int,
+    known: Mapping[bytes, str] | None,
+    unchanged: list[str],
+) -> Page:
+    """Return the page of a container's entries (consumed), with the entries' digests if known.
+
+    Without `digests`, each entry is digested as decoded. Keys in `unchanged` were matched
+    before decoding; they count as received.
+    """
+    section_key = _str(container.get("librarySectionID"))[0]
     entries.reverse()
-    received = 0
+    if digests is not None:
+        digests.reverse()
+    received = len(unchanged)
     items: list[PlexItem] = []
     problems: list[ItemProblem] = []
-    unchanged: list[str] = []
     while entries:
         entry = entries.pop()
+        given = digests.pop() if digests is not None else None
         if _is_pseudo(entry):
             continue
         received += 1
-        digest = source_digest(entry) if entry.__class__ is dict else None
+        if digests is not None:
+            digest = given
+        else:
+            digest = source_digest(entry) if entry.__class__ is dict else None
         if known is not None and digest is not None:
             rating_key = known.get(digest)
             if rating_key is not None and rating_key == entry.get("ratingKey"):
