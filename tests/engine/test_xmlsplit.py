@@ -7,6 +7,7 @@ import pytest
 
 from custom_components.retrovue.engine.plex import ItemKind
 from custom_components.retrovue.engine.plex.parse import (
+    BodyError,
     _tolerant_item,
     decode_container,
     parse_listing,
@@ -165,3 +166,15 @@ def test_pages_that_cannot_be_split_still_parse_whole() -> None:
         str(node.attrs["ratingKey"]) for node in nodes
     ]
     assert all(item.source_digest is not None for item in page.items)
+
+
+def test_a_malformed_entry_is_reported_where_it_is_in_the_answer() -> None:
+    nodes = _nodes()[:6]
+    body = _page(nodes).replace(b' ratingKey="', b' rating Key="', 1)
+    assert split_entries(body) is not None  # the split does not validate attributes
+    with pytest.raises(BodyError) as whole:
+        decode_container(body, _XML)
+    with pytest.raises(BodyError) as listed:
+        parse_listing(body, _XML, kinds=_KINDS)
+    assert "malformed XML" in str(listed.value)
+    assert str(listed.value) == str(whole.value)  # line and column of the answer itself

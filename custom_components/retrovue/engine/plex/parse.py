@@ -709,7 +709,10 @@ def _xml_page(
     document = b"".join((split.head, *(raw for _, raw, _ in pending), b"</MediaContainer>"))
     digests = [digest for _, _, digest in pending]
     del pending
-    container, _fmt = decode_container(document, "text/xml")
+    try:
+        container, _fmt = decode_container(document, "text/xml")
+    except BodyError:
+        return None  # decoded whole, the answer's own error says where it is wrong
     del document
     entries = _take_entries(container)
     if len(entries) != len(digests):
