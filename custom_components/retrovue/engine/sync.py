@@ -410,8 +410,7 @@ def _apply_page(
         if dehydrate:
             store.set_children_hydrated(dehydrate, hydrated=False)
         if hydrated:
-            complete = store.lookup(ctx.server_id, hydrated)
-            store.set_children_hydrated([show.id for show in complete.values()], hydrated=True)
+            store.mark_hydrated(ctx.server_id, hydrated)
         if sources:
             store.set_source_digests(sources)
         if digests:
@@ -458,8 +457,7 @@ def _consider_show(
 
 def _mark_hydrated(store: CatalogStore, server_id: int, show_keys: Sequence[str]) -> None:
     with store.transaction():
-        found = store.lookup(server_id, show_keys)
-        store.set_children_hydrated([stored.id for stored in found.values()], hydrated=True)
+        store.mark_hydrated(server_id, show_keys)
 
 
 def _record_errors(

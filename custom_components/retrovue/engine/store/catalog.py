@@ -782,6 +782,14 @@ class CatalogStore:
         """Mark shows whose children are (or are no longer) completely stored."""
         self.update_rows("children_hydrated = ?", 1, [(item_id,) for item_id in item_ids], hydrated)
 
+    def mark_hydrated(self, server_id: int, show_keys: Sequence[str]) -> None:
+        """Mark the shows of some rating keys as having all their children stored."""
+        self.conn.execute(
+            "UPDATE items SET children_hydrated = 1 WHERE server_id = ? AND children_hydrated = 0 "
+            "AND rating_key IN (SELECT value FROM json_each(?))",
+            (server_id, _json_keys(show_keys)),
+        )
+
     def record_errors(self, server_id: int, errors: Sequence[tuple[str, str]], now: int) -> None:
         """Count an error on the rows of some rating keys: (rating_key, message)."""
         self.conn.executemany(
