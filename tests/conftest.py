@@ -38,6 +38,18 @@ def _loopback_sockets(socket_enabled: None) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_integration_reports(caplog: pytest.LogCaptureFixture) -> Generator[None]:
+    """Fail a test during which Home Assistant reported a deprecated use or a blocking call."""
+    yield
+    reports = [
+        record.getMessage()
+        for record in caplog.get_records("call")
+        if record.getMessage().startswith(("Detected that custom integration", "Detected blocking"))
+    ]
+    assert not reports, reports
+
+
+@pytest.fixture(autouse=True)
 def _isolated_config_dir(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Give every Home Assistant test its own config dir (the catalog file lives there)."""
     if "hass" in request.fixturenames:

@@ -6,7 +6,7 @@ from contextlib import nullcontext
 from typing import Any
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_USER
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
@@ -668,6 +668,20 @@ async def test_path_mapping_flow_duplicate_prefix(
     assert len(entry.subentries) == 5
 
 
+async def _start_mapping_reconfigure(
+    hass: HomeAssistant, entry: MockConfigEntry, subentry_id: str
+) -> Any:
+    """Start a mapping's reconfigure flow through Home Assistant itself.
+
+    The harness's `start_subentry_reconfigure_flow` changed its arguments between the two
+    Home Assistant lanes; the flow manager's own call is the same on both.
+    """
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PATH_MAPPING),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+    )
+
+
 async def test_path_mapping_reconfigure(hass: HomeAssistant) -> None:
     """Test editing a mapping: its own prefix may stay, another's may not be taken."""
     entry = MockConfigEntry(
@@ -680,7 +694,7 @@ async def test_path_mapping_reconfigure(hass: HomeAssistant) -> None:
     )
     entry.add_to_hass(hass)
     movies_id, tv_id = entry.subentries
-    result = await entry.start_subentry_reconfigure_flow(hass, SUBENTRY_PATH_MAPPING, movies_id)
+    result = await _start_mapping_reconfigure(hass, entry, movies_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     assert _suggested(result, CONF_PLEX_PREFIX) == "/data/movies"
@@ -710,7 +724,7 @@ async def test_path_mapping_reconfigure(hass: HomeAssistant) -> None:
     assert movies.title == "/data/movies → /mnt/films"
     assert movies.unique_id == "/data/movies"
 
-    result = await entry.start_subentry_reconfigure_flow(hass, SUBENTRY_PATH_MAPPING, tv_id)
+    result = await _start_mapping_reconfigure(hass, entry, tv_id)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_PLEX_PREFIX: "/data/series", CONF_LOCAL_PREFIX: "/media/tv"}
     )

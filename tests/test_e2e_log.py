@@ -17,15 +17,20 @@ KeyError: 'x'
 2026-11-20 23:53:02.000 INFO (MainThread) [custom_components.retrovue] fine
 2026-11-20 23:53:03.000 WARNING (Main) [homeassistant.helpers] Traceback (most recent call last):
   File "/x/custom_components/retrovue/sensor.py", line 5
+2026-11-20 23:53:04.000 WARNING (MainThread) [homeassistant.helpers.frame] Detected that custom \
+integration 'retrovue' has an update listener and should use it for scheduling a reload
+2026-11-20 23:53:05.000 WARNING (MainThread) [homeassistant.helpers.frame] Detected that custom \
+integration 'other' does something
 """
 
 
 def test_finds_integration_errors_and_tracebacks_only() -> None:
     problems = integration_problems(LOG)
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert "coordinator" in problems[0]
     assert "KeyError" in problems[0]
     assert "sensor.py" in problems[1]
+    assert "update listener" in problems[2]
     assert not any("turbojpeg" in problem for problem in problems)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import re
 
 import yaml
 
@@ -51,3 +52,17 @@ def test_quality_scale_lists_no_open_rule() -> None:
     for name, rule in rules["rules"].items():
         if statuses[name] == "exempt":
             assert rule["comment"].strip(), name
+
+
+def test_license_is_mit_and_named_in_the_readme() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License")
+    assert "[LICENSE](LICENSE)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_flows_leave_reloads_to_the_update_listener() -> None:
+    """Home Assistant refuses flow helpers that reload an entry with an update listener."""
+    source = (INTEGRATION / "config_flow.py").read_text(encoding="utf-8")
+    assert "async_update_reload_and_abort(" not in source
+    assert not re.search(r"_abort_if_unique_id_configured\([^)]*updates=", source)
+    assert "add_update_listener" in (INTEGRATION / "__init__.py").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from ipaddress import ip_address
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -93,8 +93,15 @@ class _ConnectError(Exception):
 
 
 def _normalize_url(url: str) -> str:
-    """Return the URL without surrounding whitespace and trailing slashes."""
-    return url.strip().rstrip("/")
+    """Return the URL without surrounding whitespace, trailing slashes and user info.
+
+    Plex authenticates with the token; a `user:pass@` would only be stored and shown.
+    """
+    text = url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        text = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return text
 
 
 async def _async_connect(
@@ -133,6 +140,26 @@ def discovered_url(discovery_info: ZeroconfServiceInfo) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{discovery_info.port or 32400}"
+
+
+@callback
+def _async_update_entry(
+    hass: HomeAssistant, entry: ConfigEntry, data_updates: Mapping[str, Any]
+) -> None:
+    """Update an entry's data and have it reloaded exactly once.
+
+    A loaded entry has an update listener (see `async_setup_entry`) that reloads it whenever
+    its data, options or path mappings change, so a flow only updates the entry and lets the
+    listener reload. Home Assistant's `async_update_reload_and_abort`, and
+    `_abort_if_unique_id_configured` given updates, would schedule a second reload on top of
+    the listener; Home Assistant reports that from 2026.6 and refuses it from 2026.12. The flow
+    schedules the reload itself only where no listener will: the entry is not loaded (its
+    setup failed or is being retried, as after a refused token) or nothing changed (a reauth
+    with the same token still retries a failed setup).
+    """
+    changed = hass.config_entries.async_update_entry(entry, data={**entry.data, **data_updates})
+    if not (changed and entry.update_listeners):
+        hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
 def _follows_discovery(url: str) -> bool:
@@ -260,7 +287,9 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             DOMAIN, identity.machine_identifier
         )
         if entry is not None and _follows_discovery(entry.data[CONF_URL]):
-            self._abort_if_unique_id_configured(updates={CONF_URL: url})
+            # Only updated here: a loaded entry's update listener reloads it, and one that is
+            # retrying setup is reloaded by the abort below (it was just seen online).
+            self.hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_URL: url})
         self._abort_if_unique_id_configured()
         self._data = {CONF_URL: url, CONF_VERIFY_SSL: True}
         self._title = discovery_info.hostname.removesuffix(".").removesuffix(".local") or url
@@ -344,9 +373,8 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
                 self._abort_if_unique_id_mismatch(reason="wrong_server")
-                return self.async_update_reload_and_abort(
-                    reauth_entry, data_updates={CONF_TOKEN: token}
-                )
+                _async_update_entry(self.hass, reauth_entry, {CONF_TOKEN: token})
+                return self.async_abort(reason="reauth_successful")
 
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -373,7 +401,8 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
                 self._abort_if_unique_id_mismatch(reason="wrong_server")
-                return self.async_update_reload_and_abort(reconfigure_entry, data_updates=updates)
+                _async_update_entry(self.hass, reconfigure_entry, updates)
+                return self.async_abort(reason="reconfigure_successful")
 
         schema = self.add_suggested_values_to_schema(
             vol.Schema(

@@ -137,8 +137,12 @@ def _sensor(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | No
     )
 
 
+# Home Assistant's reports of a deprecated use or a blocking call, logged as warnings.
+_REPORTS = ("Detected that custom integration", "Detected blocking call")
+
+
 def integration_problems(log_text: str) -> list[str]:
-    """Return log records at ERROR or above, or with a traceback, that involve Retrovue."""
+    """Return log records at ERROR or above, with a traceback or a report, about Retrovue."""
     records: list[list[str]] = []
     for line in log_text.splitlines():
         if _RECORD.match(line) or not records:
@@ -149,8 +153,10 @@ def integration_problems(log_text: str) -> list[str]:
     for record in records:
         text = "\n".join(record)
         match = _RECORD.match(record[0])
-        serious = (match is not None and match["level"] in ("ERROR", "CRITICAL")) or (
-            "Traceback (most recent call last)" in text
+        serious = (
+            (match is not None and match["level"] in ("ERROR", "CRITICAL"))
+            or "Traceback (most recent call last)" in text
+            or any(report in text for report in _REPORTS)
         )
         if serious and "retrovue" in text.lower():
             problems.append(text)
