@@ -34,5 +34,19 @@ def test_finds_integration_errors_and_tracebacks_only() -> None:
     assert not any("turbojpeg" in problem for problem in problems)
 
 
+def test_other_integrations_are_not_blamed_on_a_path() -> None:
+    log = """\
+2026-11-20 23:52:49.213 ERROR (MainThread) [haffmpeg.core] FFmpeg fails
+Traceback (most recent call last):
+  File "/root/.cache/retrovue/python-3.13-newest/lib/python3.13/asyncio/subprocess.py", line 9
+FileNotFoundError: ffmpeg
+2026-11-20 23:52:50.000 ERROR (MainThread) [homeassistant.config_entries] Error setting up \
+entry E2E Plex for retrovue
+"""
+    problems = integration_problems(log)
+    assert len(problems) == 1
+    assert "for retrovue" in problems[0]
+
+
 def test_a_clean_log_has_no_problems() -> None:
     assert integration_problems(LOG.splitlines()[0]) == []

@@ -137,6 +137,11 @@ def _sensor(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | No
     )
 
 
+# What names Retrovue in a record: its modules (logger or traceback) or its domain. A bare
+# "retrovue" is not enough: paths such as the newest lane's Python cache hold the word too.
+_ABOUT_RETROVUE = re.compile(
+    r"custom_components[./\\]retrovue|'retrovue'|\bfor retrovue\b|\[retrovue\]", re.IGNORECASE
+)
 # Home Assistant's reports of a deprecated use or a blocking call, logged as warnings.
 _REPORTS = ("Detected that custom integration", "Detected blocking call")
 
@@ -158,7 +163,7 @@ def integration_problems(log_text: str) -> list[str]:
             or "Traceback (most recent call last)" in text
             or any(report in text for report in _REPORTS)
         )
-        if serious and "retrovue" in text.lower():
+        if serious and _ABOUT_RETROVUE.search(text):
             problems.append(text)
     return problems
 
