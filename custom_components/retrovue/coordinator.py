@@ -43,7 +43,7 @@ from .const import (
 )
 from .engine.paths import PathMapping
 from .engine.plex import PlexAuthError, PlexClient, PlexError
-from .engine.store import Catalog, CatalogStore
+from .engine.store import Catalog, CatalogError, CatalogStore
 from .engine.sync import ServerContext, SyncProgress, SyncSummary, prepare_server, sync_library
 
 type RetrovueConfigEntry = ConfigEntry[RetrovueDataUpdateCoordinator]
@@ -224,6 +224,12 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="cannot_connect",
+                translation_placeholders={"server": self.config_entry.title, "error": str(err)},
+            ) from err
+        except CatalogError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="catalog_error",
                 translation_placeholders={"server": self.config_entry.title, "error": str(err)},
             ) from err
 

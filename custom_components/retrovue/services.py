@@ -120,8 +120,9 @@ async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
     except UpdateFailed as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
-            translation_key="cannot_connect",
-            translation_placeholders={"server": entry.title, "error": str(err)},
+            translation_key=err.translation_key or "cannot_connect",
+            translation_placeholders=err.translation_placeholders
+            or {"server": entry.title, "error": str(err)},
         ) from err
     return {"libraries": [summary_to_json(summary) for summary in summaries]}
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import sqlite3
-import time
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
@@ -15,7 +14,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.hass_dict import HassKey
 
 from .const import CATALOG_DIR, CATALOG_FILE, DOMAIN, LOGGER
-from .engine.store import Catalog, CatalogStore, SchemaError
+from .engine.store import Catalog, SchemaError
 
 ISSUE_CATALOG_UNAVAILABLE = "catalog_unavailable"
 
@@ -64,10 +63,7 @@ async def async_acquire_catalog(hass: HomeAssistant, entry_id: str) -> Catalog:
                 ) from err
             ir.async_delete_issue(hass, DOMAIN, ISSUE_CATALOG_UNAVAILABLE)
             LOGGER.debug("Opened the catalog at %s", path)
-            # No sync runs yet: runs still marked running were cut off by a crash or a kill.
-            if interrupted := await shared.catalog.call(
-                CatalogStore.fail_stale_runs, int(time.time())
-            ):
+            if interrupted := shared.catalog.interrupted_runs:
                 LOGGER.warning(
                     "%d sync runs were interrupted last time; marked failed", interrupted
                 )

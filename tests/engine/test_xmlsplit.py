@@ -168,13 +168,38 @@ def test_pages_that_cannot_be_split_still_parse_whole() -> None:
     assert all(item.source_digest is not None for item in page.items)
 
 
-def test_a_malformed_entry_is_reported_where_it_is_in_the_answer() -> None:
+def test_a_malformed_entry_is_a_problem_of_its_own() -> None:
     nodes = _nodes()[:6]
     body = _page(nodes).replace(b' ratingKey="', b' rating Key="', 1)
     assert split_entries(body) is not None  # the split does not validate attributes
-    with pytest.raises(BodyError) as whole:
+    with pytest.raises(BodyError):
         decode_container(body, _XML)
+    page = parse_listing(body, _XML, kinds=_KINDS)
+    # The other entries are read; the broken one is a problem without a readable ratingKey
+    # (so the run knows its listing is not complete).
+    assert [item.rating_key for item in page.items] == [
+        str(node.attrs["ratingKey"]) for node in nodes[1:]
+    ]
+    (problem,) = page.problems
+    assert problem.rating_key is None
+    assert "malformed XML" in problem.message
+    assert page.received == 6
+
+
+def test_a_malformed_entry_keeps_its_rating_key_where_readable() -> None:
+    nodes = _nodes()[:3]
+    body = _page(nodes).replace(b' title="', b' title="a & b', 1)
+    page = parse_listing(body, _XML, kinds=_KINDS)
+    (problem,) = page.problems
+    assert problem.rating_key == str(nodes[0].attrs["ratingKey"])
+    assert len(page.items) == 2
+
+
+def test_an_answer_whose_container_is_broken_fails_whole() -> None:
+    nodes = _nodes()[:3]
+    body = _page(nodes).replace(b"<MediaContainer ", b"<MediaContainer a=1 ", 1)
     with pytest.raises(BodyError) as listed:
         parse_listing(body, _XML, kinds=_KINDS)
-    assert "malformed XML" in str(listed.value)
+    with pytest.raises(BodyError) as whole:
+        decode_container(body, _XML)
     assert str(listed.value) == str(whole.value)  # line and column of the answer itself

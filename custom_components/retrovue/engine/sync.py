@@ -41,7 +41,7 @@ from .paths import PathMapper, PathMapping
 from .plex.client import Listing, PlexClient
 from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
 from .plex.guids import guid_rows
-from .plex.models import ItemKind, Page, PlexItem, PlexType, Section
+from .plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
 from .store.catalog import CONTENT, PRESENT_STATES, Catalog, CatalogStore, StoredItem
 
 LOGGER = logging.getLogger(__name__)
@@ -304,10 +304,9 @@ def _apply_page(
     """
     unchanged = page.unchanged
     result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
-    rows = [
-        build_row(item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper)
-        for item in page.items
-    ]
+    rows, unbuildable = _build_rows(ctx, page.items)
+    if unbuildable:
+        page = replace(page, problems=(*page.problems, *unbuildable))
     inserts: list[_Row] = []
     updates: list[tuple[StoredItem, _Row]] = []
     states: list[tuple[int, str]] = []
@@ -427,6 +426,12 @@ def _apply_page(
             )
         if errors:
             store.record_errors(ctx.server_id, errors, ctx.now)
+        wrote_children = any(
+            row.item.kind in _CHILD_KINDS for row in chain(inserts, (r for _, r in updates))
+        )
+        if wrote_children or states:
+            # A child stored under a MISSING show or season proves the parent is there.
+            result.returned += store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
     result.changed = len(inserts) + len(changed)
     result.watch_updated = len(watches)
     result.errors = len(errors) + result.unidentified
@@ -437,6 +442,29 @@ def _apply_page(
         if row.item.warnings
     ]
     return result
+
+
+def _build_rows(
+    ctx: _ApplyContext, items: Sequence[PlexItem]
+) -> tuple[list[_Row], list[ItemProblem]]:
+    """Build the rows of a page's items; an item that cannot be stored becomes a problem."""
+    rows: list[_Row] = []
+    problems: list[ItemProblem] = []
+    for item in items:
+        try:
+            rows.append(
+                build_row(
+                    item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper
+                )
+            )
+        except (ValueError, TypeError, OverflowError, RecursionError) as err:
+            problems.append(
+                ItemProblem(item.rating_key, item.title, f"cannot be stored: {err!s:.160}")
+            )
+    return rows, problems
+
+
+_CHILD_KINDS: Final = frozenset({ItemKind.SEASON, ItemKind.EPISODE})
 
 
 def _consider_show(
@@ -493,6 +521,7 @@ def _finalize(
             ctx.run_id,
             mark_missing=check_missing,
         )
+        store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
         store.mark_library_synced(
             ctx.library_id,
             ctx.now,
@@ -642,14 +671,33 @@ def _merged(pages: Sequence[Page]) -> Page:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ShowPages:
+    """A show's season and episode pages, with how many of each Plex returned."""
+
+    pages: list[Page]
+    seasons: int
+    episodes: int
+
+    def short_of(self, child_count: int, leaf_count: int) -> str | None:
+        """Return why the expansion falls short of the show's own counts, or None."""
+        if self.seasons >= child_count and self.episodes >= leaf_count:
+            return None
+        return (
+            f"expansion returned {self.seasons} of {child_count} seasons and "
+            f"{self.episodes} of {leaf_count} episodes"
+        )
+
+
 async def fetch_show_pages(
     client: PlexClient, show_key: str, known: Mapping[bytes, str] | None = None
-) -> list[Page]:
+) -> ShowPages:
     """Return every page of a show's seasons and episodes; raise if either listing was cut.
 
     Entries matching `known` source digests are not parsed (see `PlexClient.section_items`).
     """
     pages: list[Page] = []
+    received: list[int] = []
     for listing in (
         client.children(show_key, known=known),
         client.all_leaves(show_key, known=known),
@@ -657,7 +705,8 @@ async def fetch_show_pages(
         pages.extend([page async for page in listing])
         if not listing.stats.complete:
             raise PlexError("a listing ended early", server=client.name, endpoint=show_key)
-    return pages
+        received.append(listing.stats.received)
+    return ShowPages(pages, received[0], received[1])
 
 
 # --- the public entry points ---------------------------------------------------------------
@@ -829,6 +878,12 @@ class _LibraryRun:
             raise
         except (PlexError, _IncompleteError) as err:
             await self._fail(str(err), requests_before)
+            return self.summary
+        except Exception as err:
+            # A fault of our own or of the catalog: it ends this run, recorded as failed,
+            # and never leaves the engine untyped.
+            LOGGER.exception("%s: sync failed unexpectedly", self.label)
+            await self._fail(f"internal error: {err.__class__.__name__}: {err}", requests_before)
             return self.summary
         except BaseException as err:
             await self._fail(f"aborted: {err.__class__.__name__}", requests_before)
@@ -1030,7 +1085,7 @@ class _LibraryRun:
         expand: dict[str, tuple[int, int]] = {}
         for result in results:
             expand.update(result.expand)
-        if not self.deep and self.watermark is not None:
+        if not self.deep:
             await self._recently_updated(expand.keys())
             # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
             # (an episode added and another removed leave the count, and often updatedAt,
@@ -1067,7 +1122,7 @@ class _LibraryRun:
             await self._expand_section(list(expand), listed)
         else:
             self.summary.strategy = "per_show"
-            await self._expand_shows(list(expand))
+            await self._expand_shows(expand)
 
     async def _recently_updated(self, expanding: Collection[str]) -> None:
         """List seasons and episodes Plex updated since the catalog's newest, minus a margin.
@@ -1105,17 +1160,29 @@ class _LibraryRun:
             del known
         if len(self.incomplete) > before:
             return
-        # Every show's children were listed: all listed shows count as expanded.
-        self.expanded.update(listed)
+        # Every show's children were listed: all listed shows count as expanded, but for
+        # those that now hold fewer seasons or episodes than their own counts (see
+        # `ShowPages.short_of`): not hydrated, their children not judged this run.
+        short = await self.catalog.call(CatalogStore.short_shows, self.ctx.library_id, show_keys)
+        for show_key, reason in short.items():
+            await self._expansion_short(show_key, reason)
+        self.expanded.update(listed - short.keys())
         self.whole_library = True
-        await self.catalog.call(_mark_hydrated, self.server.server_id, show_keys)
+        await self.catalog.call(
+            _mark_hydrated, self.server.server_id, [key for key in show_keys if key not in short]
+        )
 
-    async def _expand_shows(self, show_keys: list[str]) -> None:
-        """Expand a few shows, each with its season and episode listings."""
+    async def _expand_shows(self, expected: Mapping[str, tuple[int, int]]) -> None:
+        """Expand a few shows, each with its season and episode listings.
+
+        `expected` holds each show's childCount and leafCount: an expansion that returns
+        fewer seasons or episodes is stored but not taken as complete (see `ShowPages`).
+        """
+        show_keys = list(expected)
         semaphore = asyncio.Semaphore(self.expand_concurrency)
         known = await self._known(ItemKind.SEASON, ItemKind.EPISODE, show_keys=show_keys)
 
-        async def fetch(show_key: str) -> tuple[str, list[Page] | PlexError]:
+        async def fetch(show_key: str) -> tuple[str, ShowPages | PlexError]:
             async with semaphore:
                 try:
                     return show_key, await fetch_show_pages(self.client, show_key, known)
@@ -1150,8 +1217,11 @@ class _LibraryRun:
                         self.ctx.now,
                     )
                     continue
-                batch.extend(outcome)
-                batch_shows.append(show_key)
+                batch.extend(outcome.pages)
+                if short := outcome.short_of(*expected[show_key]):
+                    await self._expansion_short(show_key, short)
+                else:
+                    batch_shows.append(show_key)
                 if sum(page.received for page in batch) >= self.client.page_size:
                     await store_batch()
             await store_batch()
@@ -1159,6 +1229,16 @@ class _LibraryRun:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _expansion_short(self, show_key: str, short: str) -> None:
+        """Leave a show whose expansion fell short un-hydrated, to be expanded again."""
+        self.summary.errors += 1
+        LOGGER.warning(
+            "%s: show %s: %s; it is expanded again next time", self.label, show_key, short
+        )
+        await self.catalog.call(
+            _record_errors, self.server.server_id, [(show_key, short)], self.ctx.now
+        )
 
     def _expansion_failed(self, show_key: str, error: PlexError) -> None:
         self.summary.errors += 1
@@ -1241,12 +1321,20 @@ async def refresh_items(
                 label=f"{server.name} / section {item.section_key}",
             )
             pages = [Page((item,), (), 0, 1, 1)]
+            hydrated = [item.rating_key] if item.kind is ItemKind.SHOW else []
             if item.kind is ItemKind.SHOW:
-                pages.extend(await fetch_show_pages(client, item.rating_key))
+                show = await fetch_show_pages(client, item.rating_key)
+                pages.extend(show.pages)
+                if short := show.short_of(item.child_count or 0, item.leaf_count or 0):
+                    # Stored, but not taken as all of the show's children: the next sync
+                    # expands it again.
+                    LOGGER.warning(
+                        "%s: %s [ratingKey %s]: %s", server.name, item.title, item.rating_key, short
+                    )
+                    hydrated = []
             elif item.kind is ItemKind.SEASON:
                 pages.extend([page async for page in client.children(item.rating_key)])
             # One transaction per item; a show is hydrated in it with its children.
-            hydrated = [item.rating_key] if item.kind is ItemKind.SHOW else []
             result = await catalog.call(_apply_page, ctx, _merged(pages), hydrated)
             summary.changed += result.changed
             summary.skipped += result.skipped

@@ -94,6 +94,7 @@ class Listing:
         stats = self.stats
         start = 0
         size = self._page_size
+        retried = False
         while True:
             if stats.pages >= MAX_PAGES:
                 raise PlexResponseError(
@@ -110,6 +111,11 @@ class Listing:
                     stats.first_total = page.total_size
                 stats.last_total = page.total_size
             if page.received == 0:
+                if not retried and stats.last_total is not None and start < stats.last_total:
+                    # An empty page before the reported end: asked once more before the
+                    # listing is taken as ended early (the run would then fail).
+                    retried = True
+                    continue
                 stats.complete = True
                 return
             stats.received += page.received
@@ -146,7 +152,9 @@ class PlexClient:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        self._base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+        # User info (`user:pass@`) means nothing to Plex and must not be kept or shown.
+        netloc = parts.netloc.rpartition("@")[2]
+        self._base = f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
         self._session = session
         self._token = token
         # True keeps aiohttp's default verification; False turns it off for this client only.
@@ -156,7 +164,7 @@ class PlexClient:
         self._backoff = backoff
         self._sleep = sleep
         self.page_size = page_size
-        self.name = name or parts.netloc
+        self.name = name or netloc
         self.requests: Counter[str] = Counter()
         self._headers = {
             "Accept": "application/json",

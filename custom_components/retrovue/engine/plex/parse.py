@@ -6,16 +6,19 @@ Everything here is pure and synchronous: the client runs it off the event loop f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 import hashlib
 from itertools import chain
 import json
 import math
 from operator import itemgetter
-from typing import Any, Final
+import re
+from typing import Annotated, Any, Final
 
 import msgspec
 import xmltodict
 
+from .jsonsplit import salvage_keys, split_json_entries
 from .models import (
     ItemKind,
     ItemProblem,
@@ -73,6 +76,11 @@ _KINDS: Final = {kind.value: kind for kind in ItemKind}
 # Part of every source digest: change it when what the catalog stores from an entry changes,
 # so that the next full listing parses every entry again instead of trusting old digests.
 _SOURCE_DIGEST_KIND: Final = b"retrovue-item-1"
+# The catalog stores integers as SQLite's signed 64-bit ones and digests them as such: a number
+# outside that range is read as missing, with a warning.
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
+type _Int = Annotated[int, msgspec.Meta(ge=INT_MIN, le=INT_MAX)]
 
 
 class BodyError(ValueError):
@@ -153,27 +161,30 @@ def _take_entries(container: dict[str, Any]) -> list[Any]:
 
 
 def _int(value: Any) -> tuple[int | None, bool]:
-    """Return (int or None, ok) for a JSON number or an XML string."""
+    """Return (int or None, ok) for a JSON number or an XML string; None if out of range."""
     if value is None or value == "":
         return None, True
+    number: int | float
     if isinstance(value, bool):
         return int(value), True
-    if isinstance(value, int):
-        return value, True
-    if isinstance(value, float):
-        return (None, False) if math.isnan(value) or math.isinf(value) else (int(value), True)
-    if isinstance(value, str):
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
         text = value.strip()
         try:
-            return int(text), True
+            number = int(text)
         except ValueError:
-            pass
-        try:
-            number = float(text)
-        except ValueError:
-            return None, False
-        return (None, False) if math.isnan(number) or math.isinf(number) else (int(number), True)
-    return None, False
+            try:
+                number = float(text)
+            except ValueError:
+                return None, False
+    else:
+        return None, False
+    if isinstance(number, float) and (math.isnan(number) or math.isinf(number)):
+        return None, False
+    if not INT_MIN <= number <= INT_MAX:
+        return None, False
+    return int(number), True
 
 
 def _str(value: Any) -> tuple[str | None, bool]:
@@ -202,7 +213,7 @@ class _Fields:
         raw = self.node.get(key)
         value, ok = _int(raw)
         if not ok:
-            self.warnings.append(f"{key} is not a number: {raw!r:.40}")
+            self.warnings.append(f"{key} is not a number in range: {raw!r:.40}")
         return value
 
     def text(self, key: str) -> str | None:
@@ -324,10 +335,16 @@ class _Odd(Exception):
 
 
 def _quick_number(value: Any) -> int | None:
-    if value is None or value.__class__ is int:
-        return value
-    if value.__class__ is str and value:
-        return int(value)  # XML sends numbers as text; anything else raises ValueError
+    if value is None:
+        return None
+    if value.__class__ is int:
+        number = value
+    elif value.__class__ is str and value:
+        number = int(value)  # XML sends numbers as text; anything else raises ValueError
+    else:
+        raise _Odd
+    if INT_MIN <= number <= INT_MAX:
+        return number
     raise _Odd
 
 
@@ -391,7 +408,8 @@ def _quick_item(
     type_name = get("type")
     kind = _KINDS.get(type_name) if type_name.__class__ is str else None
     if (
-        rating_key.__class__ is not str
+        "Part" in entry
+        or rating_key.__class__ is not str
         or not rating_key
         or title.__class__ is not str
         or not title
@@ -450,20 +468,20 @@ class _JsonPart(msgspec.Struct, gc=False, rename="camel"):
     id: int | str | None = None
     key: str | None = None
     file: str | None = None
-    size: int | None = None
-    duration: int | None = None
+    size: _Int | None = None
+    duration: _Int | None = None
     container: str | None = None
 
 
 class _JsonMedia(msgspec.Struct, gc=False, rename="camel"):
     id: int | str | None = None
-    duration: int | None = None
-    bitrate: int | None = None
-    width: int | None = None
-    height: int | None = None
+    duration: _Int | None = None
+    bitrate: _Int | None = None
+    width: _Int | None = None
+    height: _Int | None = None
     video_codec: str | None = None
     audio_codec: str | None = None
-    audio_channels: int | None = None
+    audio_channels: _Int | None = None
     video_resolution: str | None = None
     container: str | None = None
     parts: tuple[_JsonPart, ...] = msgspec.field(default=(), name="Part")
@@ -482,22 +500,24 @@ class _JsonEntry(msgspec.Struct, gc=False, rename="camel"):
     grandparent_rating_key: str | None = None
     parent_title: str | None = None
     grandparent_title: str | None = None
-    index: int | None = None
-    parent_index: int | None = None
-    year: int | None = None
+    index: _Int | None = None
+    parent_index: _Int | None = None
+    year: _Int | None = None
     guid: str | None = None
     guids: tuple[_JsonGuid, ...] = msgspec.field(default=(), name="Guid")
-    added_at: int | None = None
-    updated_at: int | None = None
+    added_at: _Int | None = None
+    updated_at: _Int | None = None
     originally_available_at: str | None = None
-    child_count: int | None = None
-    leaf_count: int | None = None
-    viewed_leaf_count: int | None = None
-    view_count: int | None = None
-    last_viewed_at: int | None = None
-    view_offset: int | None = None
-    duration: int | None = None
+    child_count: _Int | None = None
+    leaf_count: _Int | None = None
+    viewed_leaf_count: _Int | None = None
+    view_count: _Int | None = None
+    last_viewed_at: _Int | None = None
+    view_offset: _Int | None = None
+    duration: _Int | None = None
     media: tuple[_JsonMedia, ...] = msgspec.field(default=(), name="Media")
+    # Parts belong inside Media; one outside is read in part, with a warning (`parse_item`).
+    stray_parts: msgspec.Raw | None = msgspec.field(default=None, name="Part")
 
 
 class _JsonContainer(msgspec.Struct, gc=False, rename="pascal"):
@@ -530,7 +550,7 @@ def _typed_item(
     rating_key = entry.rating_key
     title = entry.title
     kind = _KINDS.get(entry.type) if entry.type is not None else None
-    if not rating_key or not title or kind not in kinds:
+    if not rating_key or not title or kind not in kinds or entry.stray_parts is not None:
         return None
     guids = tuple(node.id for node in entry.guids)
     if not all(guids):
@@ -601,7 +621,7 @@ def _raw_digest(raw: bytes | msgspec.Raw) -> bytes:
 
 
 def _raw_item(
-    raw: msgspec.Raw, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
+    raw: bytes | msgspec.Raw, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
 ) -> PlexItem | ItemProblem | None:
     """Return the item of one raw entry, its problem, or None for the "All episodes" shortcut."""
     try:
@@ -616,25 +636,42 @@ def _raw_item(
     return parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
 
 
+def _unreadable(rating_key: str | None, title: str | None, err: BaseException) -> ItemProblem:
+    """Return the problem of an entry that could not be read at all."""
+    message = f"unreadable entry: {err.__class__.__name__}: {err!s:.160}"
+    return ItemProblem(rating_key, title, message)
+
+
 def _typed_page(
     container: _JsonContainer,
     kinds: Sequence[ItemKind],
     offset: int,
     known: Mapping[bytes, str] | None,
+    raws: Iterable[bytes | msgspec.Raw] | None = None,
 ) -> Page:
+    """Return the page of a decoded JSON container, or of its entries split out (`raws`)."""
+    if raws is None:
+        raws = chain(
+            container.metadata,
+            container.video,
+            container.directory,
+            container.track,
+            container.photo,
+        )
     section_key = _id(container.section_key)
     items: list[PlexItem] = []
     problems: list[ItemProblem] = []
     unchanged: list[str] = []
     received = 0
-    for raw in chain(
-        container.metadata, container.video, container.directory, container.track, container.photo
-    ):
+    for raw in raws:
         digest = _raw_digest(raw)
         if known is not None and (rating_key := known.get(digest)) is not None:
             unchanged.append(rating_key)
         else:
-            parsed = _raw_item(raw, kinds, section_key, digest)
+            try:
+                parsed = _raw_item(raw, kinds, section_key, digest)
+            except Exception as err:  # noqa: BLE001 - one unreadable entry never stops a page
+                parsed = _unreadable(*salvage_keys(bytes(raw)), err)
             if parsed is None:
                 continue  # not an entry of the listing
             if isinstance(parsed, ItemProblem):
@@ -669,8 +706,12 @@ def parse_listing(
     if body[:1] == b"{":
         try:
             listing = _LISTING_DECODER.decode(body)
-        except msgspec.DecodeError:
-            pass  # not the usual shape: the general path below says what is wrong
+        except (msgspec.DecodeError, RecursionError):
+            # Not the usual shape, or one entry nested too deep to decode: split the entries
+            # out and read each on its own, or let the general path say what is wrong.
+            page = _json_split_page(body, kinds, offset, known)
+            if page is not None:
+                return page
         else:
             return _typed_page(listing.container, kinds, offset, known)
     elif (split := split_entries(body)) is not None:
@@ -679,6 +720,23 @@ def parse_listing(
             return page
     container, _fmt = decode_container(body, content_type)
     return parse_items(container, kinds=kinds, offset=offset, known=known)
+
+
+def _json_split_page(
+    body: bytes,
+    kinds: Sequence[ItemKind],
+    offset: int,
+    known: Mapping[bytes, str] | None,
+) -> Page | None:
+    """Return the page of a JSON answer read entry by entry, or None if it does not split."""
+    split = split_json_entries(body, _ITEM_TAGS)
+    if split is None:
+        return None
+    try:
+        listing = _LISTING_DECODER.decode(split.rest)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return _typed_page(listing.container, kinds, offset, known, [raw for _, raw in split.entries])
 
 
 def _xml_page(
@@ -708,16 +766,65 @@ def _xml_page(
     pending.sort(key=itemgetter(0))
     document = b"".join((split.head, *(raw for _, raw, _ in pending), b"</MediaContainer>"))
     digests = [digest for _, _, digest in pending]
-    del pending
     try:
         container, _fmt = decode_container(document, "text/xml")
     except BodyError:
-        return None  # decoded whole, the answer's own error says where it is wrong
+        del document
+        return _xml_page_by_entry(split, pending, kinds, offset, unchanged)
     del document
     entries = _take_entries(container)
     if len(entries) != len(digests):
         return None
     return _entries_page(container, entries, digests, kinds, offset, None, unchanged)
+
+
+_XML_KEY: Final = re.compile(rb"""[ \t\r\n]ratingKey[ \t\r\n]*=[ \t\r\n]*["']([^"'<&]*)["']""")
+_XML_TITLE: Final = re.compile(rb"""[ \t\r\n]title[ \t\r\n]*=[ \t\r\n]*["']([^"'<&]*)["']""")
+
+
+def _xml_page_by_entry(
+    split: XmlEntries,
+    pending: list[tuple[int, bytes, bytes]],
+    kinds: Sequence[ItemKind],
+    offset: int,
+    unchanged: list[str],
+) -> Page | None:
+    """Return the page of an XML answer whose entries are decoded one by one.
+
+    An entry that does not decode on its own is a problem of that entry (its ratingKey and
+    title read from its start tag where they can be); None when the container's own start
+    tag does not decode (the answer is then decoded whole and its error says where).
+    """
+    close = b"</MediaContainer>"
+    try:
+        container, _fmt = decode_container(split.head + close, "text/xml")
+    except BodyError:
+        return None
+    entries: list[Any] = []
+    digests: list[bytes] = []
+    problems: list[ItemProblem] = []
+    for _, raw, digest in pending:
+        try:
+            decoded, _fmt = decode_container(split.head + raw + close, "text/xml")
+            found = _take_entries(decoded)
+            if len(found) != 1:
+                raise BodyError(f"{len(found)} entries in one element")
+        except BodyError as err:
+            start_tag = raw[: raw.find(b">") + 1]
+            key, title = (
+                match[1].decode("utf-8", "replace")
+                if (match := pattern.search(start_tag))
+                else None
+                for pattern in (_XML_KEY, _XML_TITLE)
+            )
+            problems.append(_unreadable(key or None, title or None, err))
+            continue
+        entries.extend(found)
+        digests.append(digest)
+    page = _entries_page(container, entries, digests, kinds, offset, None, unchanged)
+    return replace(
+        page, problems=(*page.problems, *problems), received=page.received + len(problems)
+    )
 
 
 def parse_item(
@@ -773,6 +880,8 @@ def _tolerant_item(
     )
     media_warnings: list[str] = []
     media = tuple(_parse_media(node, media_warnings) for node in fields.nodes("Media"))
+    if "Part" in entry:
+        media_warnings.append("Part outside Media ignored")
     return PlexItem(
         kind=kind,
         rating_key=rating_key,
@@ -865,16 +974,20 @@ def _entries_page(
         if _is_pseudo(entry):
             continue
         received += 1
-        if digests is not None:
-            digest = given
-        else:
-            digest = source_digest(entry) if entry.__class__ is dict else None
-        if known is not None and digest is not None:
-            rating_key = known.get(digest)
-            if rating_key is not None and rating_key == entry.get("ratingKey"):
-                unchanged.append(rating_key)
-                continue
-        parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
+        try:
+            if digests is not None:
+                digest = given
+            else:
+                digest = source_digest(entry) if entry.__class__ is dict else None
+            if known is not None and digest is not None:
+                rating_key = known.get(digest)
+                if rating_key is not None and rating_key == entry.get("ratingKey"):
+                    unchanged.append(rating_key)
+                    continue
+            parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
+        except Exception as err:  # noqa: BLE001 - one unreadable entry never stops a page
+            keys = entry if isinstance(entry, dict) else {}
+            parsed = _unreadable(_str(keys.get("ratingKey"))[0], _str(keys.get("title"))[0], err)
         del entry
         if isinstance(parsed, ItemProblem):
             problems.append(parsed)

@@ -19,11 +19,12 @@ from operator import itemgetter
 from pathlib import Path
 import sqlite3
 import threading
+import time
 from typing import Any, Concatenate, Final
 
 import msgspec
 
-from ..paths import PathMapping
+from ..paths import PathMapping, view_columns
 from ..plex.models import Section, ServerIdentity
 from .schema import SCHEMA_VERSION, SchemaError, migrate
 
@@ -242,6 +243,10 @@ class Checkpointer:
                         return
         finally:
             conn.close()
+
+
+class CatalogError(Exception):
+    """The catalog file could not be read or written (disk full, locked, damaged)."""
 
 
 class CatalogStore:
@@ -909,12 +914,18 @@ class CatalogStore:
     def _mark_missing(self, library_id: int, now: int, run_id: int) -> int:
         conn = self.conn
         present = _in(len(PRESENT_STATES))
+        # A show or season of which this run saw a child exists, whatever its own listing
+        # said: it is never marked MISSING (no MISSING parent with a present child).
         missing = conn.execute(
             f"""
             UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?,
                 children_hydrated = 0
             WHERE library_id = ? AND kind IN ('movie', 'show') AND state IN ({present})
               AND rating_key NOT IN (SELECT rk FROM temp.run_seen)
+              AND NOT EXISTS (
+                  SELECT 1 FROM items AS c
+                  WHERE c.library_id = items.library_id AND c.show_key = items.rating_key
+                    AND c.rating_key IN (SELECT rk FROM temp.run_seen))
             """,
             (now, run_id, library_id, *PRESENT_STATES),
         ).rowcount
@@ -928,10 +939,110 @@ class CatalogStore:
                    OR show_key IN (SELECT rating_key FROM items
                                    WHERE library_id = ? AND kind = 'show'
                                      AND state IN ('MISSING', 'DELETED')))
+              AND NOT (kind = 'season' AND EXISTS (
+                  SELECT 1 FROM items AS c
+                  WHERE c.library_id = items.library_id AND c.show_key = items.show_key
+                    AND c.kind = 'episode' AND c.parent_rating_key = items.rating_key
+                    AND c.rating_key IN (SELECT rk FROM temp.run_seen)))
             """,
             (now, run_id, library_id, *PRESENT_STATES, library_id),
         ).rowcount
         return missing
+
+    def short_shows(self, library_id: int, show_keys: Iterable[str]) -> dict[str, str]:
+        """Return shows holding fewer present seasons or episodes than their own counts.
+
+        Maps each such show's rating key to what it holds against what Plex counts.
+        """
+        present = _in(len(PRESENT_STATES))
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(show_keys)):
+            for key, child, leaf, seasons, episodes in self.conn.execute(
+                f"""
+                SELECT s.rating_key, COALESCE(s.child_count, 0), COALESCE(s.leaf_count, 0),
+                    (SELECT COUNT(*) FROM items AS c WHERE c.library_id = s.library_id
+                       AND c.show_key = s.rating_key AND c.kind = 'season'
+                       AND c.state IN ({present})),
+                    (SELECT COUNT(*) FROM items AS c WHERE c.library_id = s.library_id
+                       AND c.show_key = s.rating_key AND c.kind = 'episode'
+                       AND c.state IN ({present}))
+                FROM items AS s
+                WHERE s.library_id = ? AND s.kind = 'show'
+                  AND s.rating_key IN ({_in(len(chunk))})
+                """,
+                (*PRESENT_STATES, *PRESENT_STATES, library_id, *chunk),
+            ):
+                if seasons < child or episodes < leaf:
+                    found[str(key)] = (
+                        f"expansion returned {seasons} of {child} seasons and "
+                        f"{episodes} of {leaf} episodes"
+                    )
+        return found
+
+    def revive_parents(self, library_id: int, now: int, run_id: int) -> int:
+        """Make MISSING or DELETED shows and seasons with a present child ACTIVE; return how many.
+
+        Plex listed the child under its parent, so the parent exists. Call it in the
+        transaction that stores children, so the catalog never holds a MISSING parent with
+        a present child between two statements a reader can see.
+        """
+        present = _in(len(PRESENT_STATES))
+        return self.conn.execute(
+            f"""
+            UPDATE items SET state = 'ACTIVE', missing_since = NULL, deleted_at = NULL,
+                last_seen_at = ?, changed_run_id = ?
+            WHERE library_id = ? AND kind IN ('show', 'season')
+              AND state IN ('MISSING', 'DELETED')
+              AND EXISTS (
+                  SELECT 1 FROM items AS c
+                  WHERE c.library_id = items.library_id
+                    AND c.show_key = CASE items.kind WHEN 'show' THEN items.rating_key
+                                                     ELSE items.show_key END
+                    AND (items.kind = 'show' OR c.parent_rating_key = items.rating_key)
+                    AND c.kind IN ('season', 'episode') AND c.state IN ({present}))
+            """,
+            (now, run_id, library_id, *PRESENT_STATES),
+        ).rowcount
+
+    def invariant_violations(self) -> list[str]:
+        """Return what breaks the catalog's promises (empty when all hold).
+
+        No MISSING or DELETED show or season has a present child; every part belongs to an
+        item of its server; no foreign key dangles (GUIDs included); no run is left `running`.
+        """
+        present = _in(len(PRESENT_STATES))
+        problems = [
+            f"{kind} {rating_key} is {state} but has a present child {child}"
+            for kind, rating_key, state, child in self.conn.execute(
+                f"""
+                SELECT p.kind, p.rating_key, p.state, c.rating_key FROM items AS p
+                JOIN items AS c ON c.library_id = p.library_id
+                 AND c.show_key = CASE p.kind WHEN 'show' THEN p.rating_key ELSE p.show_key END
+                 AND (p.kind = 'show' OR c.parent_rating_key = p.rating_key)
+                 AND c.kind IN ('season', 'episode') AND c.state IN ({present})
+                WHERE p.kind IN ('show', 'season') AND p.state IN ('MISSING', 'DELETED')
+                """,
+                PRESENT_STATES,
+            )
+        ]
+        problems += [
+            f"part {part_id} does not belong to an item of its server"
+            for (part_id,) in self.conn.execute(
+                """
+                SELECT p.id FROM parts AS p LEFT JOIN items AS i ON i.id = p.item_id
+                WHERE i.id IS NULL OR i.server_id != p.server_id
+                """
+            )
+        ]
+        problems += [
+            f"foreign key of {table} row {rowid} dangles ({parent})"
+            for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check")
+        ]
+        problems += [
+            f"sync run {run_id} is still running"
+            for (run_id,) in self.conn.execute("SELECT id FROM sync_runs WHERE status = 'running'")
+        ]
+        return problems
 
     def mark_library_synced(
         self,
@@ -1041,6 +1152,8 @@ class Catalog:
         self._store = store
         self._executor = executor
         self._closed = False
+        # Runs found `running` when the file was opened: cut off by a crash or a kill.
+        self.interrupted_runs = 0
 
     @classmethod
     async def open(cls, path: str | Path) -> Catalog:
@@ -1052,7 +1165,12 @@ class Catalog:
         except BaseException:
             await loop.run_in_executor(None, executor.shutdown)
             raise
-        return cls(store, executor)
+        catalog = cls(store, executor)
+        # Nothing syncs before this returns: a run still marked running was cut off.
+        catalog.interrupted_runs = await catalog.call(
+            CatalogStore.fail_stale_runs, int(time.time())
+        )
+        return catalog
 
     @property
     def path(self) -> Path:
@@ -1060,11 +1178,16 @@ class Catalog:
         return self._store.path
 
     async def call[**P, T](self, fn: StoreCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(store, *args, **kwargs)` on the worker thread."""
+        """Run `fn(store, *args, **kwargs)` on the worker thread; SQLite errors as CatalogError."""
         if self._closed:
-            raise RuntimeError("the catalog is closed")
+            raise CatalogError("the catalog is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._store, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                self._executor, lambda: fn(self._store, *args, **kwargs)
+            )
+        except sqlite3.Error as err:
+            raise CatalogError(f"{err.__class__.__name__}: {err}") from err
 
     async def close(self) -> None:
         """Close the file and stop the worker thread."""

@@ -1,0 +1,1 @@
+"""Reliability suite: fuzzing, state machine, crash safety, fault matrix."""
