@@ -26,7 +26,8 @@ from typing import Any
 import aiohttp
 
 from scripts.dev_config import prepare
-from tests.emulator import EmuServer, PlexEmulator, generate_server
+from tests.emulator import EmuServer, generate_server
+from tests.reliability.poison import JSON_POISONS, PoisonedEmulator
 
 TOKEN = "e2e-plex-token"
 CLIENT_ID = "http://127.0.0.1/"
@@ -173,7 +174,7 @@ class Stack:
     """A running Home Assistant with Retrovue set up against the emulator."""
 
     api: HomeAssistantAPI
-    plex: PlexEmulator
+    plex: PoisonedEmulator
     plex_server: EmuServer
     entry_id: str
     base: str
@@ -198,7 +199,8 @@ async def running_stack(
     config_dir = prepare(workdir / "config", ha_port, extra_yaml)
     base = f"http://127.0.0.1:{ha_port}"
 
-    async with PlexEmulator(plex_server, port=_free_port()) as plex:
+    # Serves the library as the plain emulator does until a test names entries to poison.
+    async with PoisonedEmulator(plex_server, port=_free_port(), poisons={}) as plex:
         _log(f"emulator on {plex.url}; starting Home Assistant on {base}")
         hass = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -316,6 +318,28 @@ async def _run(workdir: Path) -> list[str]:
 
         await _until("the missing sensor to rise", missing_risen, SYNC_TIMEOUT)
         passed.append(f"removing {len(gone)} movies raised the missing sensor")
+        _log(passed[-1])
+
+        # One entry each with the five poisons that once stopped a library, and a removal
+        # elsewhere in the same listing: the action answers, counts five errors, and the
+        # removal is still found.
+        movies = [str(i.rating_key) for i in plex_server.items.values() if i.type == "movie"]
+        stack.plex.poisons.update(zip(movies, JSON_POISONS, strict=False))
+        plex_server.remove_item(movies[len(JSON_POISONS)])
+        answer = await api.post(
+            "/api/services/retrovue/sync_library?return_response",
+            {"config_entry_id": stack.entry_id, "library": "Movies", "deep": True},
+        )
+        summary = answer["service_response"]["libraries"][0]
+        if (summary["status"], summary["errors"], summary["missing_promoted"]) != (
+            "ok",
+            len(JSON_POISONS),
+            1,
+        ):
+            raise E2EError(f"poisoned entries were not isolated: {summary}")
+        passed.append(
+            f"{len(JSON_POISONS)} poisoned entries counted as errors, a removal still found"
+        )
         _log(passed[-1])
 
     log_file = stack.config_dir / "home-assistant.log"
