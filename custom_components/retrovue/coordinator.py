@@ -97,47 +97,6 @@ class SyncActivity:
     percent: int | None = None
 
 
-def _read_dashboard(store: CatalogStore, server_id: int) -> list[tuple[Any, ...]]:
-    """Return per-library counts, sync times and the latest run, in one read."""
-    return [
-        tuple(row)
-        for row in store.query(
-            """
-            SELECT l.section_key, l.title, l.type, c.active, c.remote_only, c.unavailable,
-                   c.missing, c.deleted, l.last_synced_at,
-                   r.status, r.finished_at, r.changed, r.skipped, r.errors
-            FROM libraries AS l
-            JOIN library_counts AS c ON c.library_id = l.id
-            LEFT JOIN sync_runs AS r ON r.id = (
-                SELECT id FROM sync_runs WHERE library_id = l.id AND status != 'running'
-                ORDER BY id DESC LIMIT 1)
-            WHERE l.server_id = ? AND l.present = 1
-            """,
-            (server_id,),
-        )
-    ]
-
-
-def _newly_missing(store: CatalogStore, run_id: int) -> list[str]:
-    return [
-        str(row[0])
-        for row in store.query(
-            "SELECT title FROM items WHERE changed_run_id = ? AND state = 'MISSING' "
-            "AND kind IN ('movie', 'show', 'episode') ORDER BY title LIMIT ?",
-            (run_id, _MISSING_TITLES),
-        )
-    ]
-
-
-def _remote_only_share(store: CatalogStore, server_id: int) -> tuple[int, int]:
-    row = store.query(
-        "SELECT COALESCE(SUM(remote_only), 0), COALESCE(SUM(active + remote_only), 0) "
-        "FROM library_counts WHERE server_id = ?",
-        (server_id,),
-    )[0]
-    return int(row[0]), int(row[1])
-
-
 def _when(epoch: int | None) -> datetime | None:
     return None if epoch is None else dt_util.utc_from_timestamp(epoch)
 
@@ -346,7 +305,9 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
     async def _after_library(self, summary: SyncSummary) -> None:
         if summary.status != "ok" or not summary.missing_promoted:
             return
-        titles = await self.catalog.call(_newly_missing, summary.run_id)
+        titles = await self.catalog.call(
+            CatalogStore.newly_missing_titles, summary.run_id, _MISSING_TITLES
+        )
         self.hass.bus.async_fire(
             EVENT_ITEMS_MISSING,
             {**self._event_base(summary), "count": summary.missing_promoted, "titles": titles},
@@ -355,7 +316,8 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
     async def _check_mappings(self, server: ServerContext) -> None:
         """Raise a repair issue when most files resolve nowhere although mappings exist."""
         issue_id = f"{ISSUE_MAPPING_WRONG}_{self.config_entry.entry_id}"
-        remote_only, playable = await self.catalog.call(_remote_only_share, server.server_id)
+        share = await self.catalog.call(CatalogStore.remote_only_share, server.server_id)
+        remote_only, playable = share.remote_only, share.playable
         if playable and remote_only / playable > REMOTE_ONLY_REPAIR_SHARE:
             ir.async_create_issue(
                 self.hass,
@@ -379,30 +341,29 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             return RetrovueData(libraries={})
         enabled = set(self.enabled_libraries)
         libraries: dict[str, LibraryData] = {}
-        for row in await self.catalog.call(_read_dashboard, server.server_id):
-            key = str(row[0])
-            if key not in enabled:
+        for library in await self.catalog.call(CatalogStore.dashboard, server.server_id):
+            counts, run = library.counts, library.last_run
+            if counts.section_key not in enabled:
                 continue
-            last_run = None
-            if row[9] is not None:
-                last_run = LastRun(
-                    status=row[9],
-                    finished_at=_when(row[10]),
-                    changed=row[11],
-                    skipped=row[12],
-                    errors=row[13],
-                )
-            libraries[key] = LibraryData(
-                key=key,
-                title=row[1],
-                type=row[2],
-                active=row[3],
-                remote_only=row[4],
-                unavailable=row[5],
-                missing=row[6],
-                deleted=row[7],
-                last_synced_at=_when(row[8]),
-                last_run=last_run,
+            libraries[counts.section_key] = LibraryData(
+                key=counts.section_key,
+                title=counts.title,
+                type=counts.type,
+                active=counts.active,
+                remote_only=counts.remote_only,
+                unavailable=counts.unavailable,
+                missing=counts.missing,
+                deleted=counts.deleted,
+                last_synced_at=_when(library.last_synced_at),
+                last_run=None
+                if run is None
+                else LastRun(
+                    status=run.status,
+                    finished_at=_when(run.finished_at),
+                    changed=run.changed,
+                    skipped=run.skipped,
+                    errors=run.errors,
+                ),
             )
         return RetrovueData(libraries=libraries)
 

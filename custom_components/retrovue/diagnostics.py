@@ -16,30 +16,6 @@ TO_REDACT = {CONF_TOKEN}
 _RUNS = 10
 
 
-def _catalog_facts(store: CatalogStore, server_id: int) -> dict[str, Any]:
-    runs = store.query(
-        """
-        SELECT r.id, l.title AS library, r.kind, r.status, r.deep, r.started_at, r.finished_at,
-               r.processed, r.changed, r.skipped, r.errors, r.missing_promoted,
-               r.deleted_promoted, r.returned, r.requests, r.error
-        FROM sync_runs AS r LEFT JOIN libraries AS l ON l.id = r.library_id
-        WHERE r.server_id = ? ORDER BY r.id DESC LIMIT ?
-        """,
-        (server_id, _RUNS),
-    )
-    counts = store.query(
-        "SELECT section_key, title, type, active, remote_only, unavailable, missing, deleted "
-        "FROM library_counts WHERE server_id = ? ORDER BY section_key",
-        (server_id,),
-    )
-    return {
-        "schema_version": store.schema_version,
-        "path_mappings": len(store.path_mappings(server_id)),
-        "libraries": [dict(row) for row in counts],
-        "last_runs": [dict(row) for row in runs],
-    }
-
-
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: RetrovueConfigEntry
 ) -> dict[str, Any]:
@@ -48,7 +24,7 @@ async def async_get_config_entry_diagnostics(
     server = coordinator.server
     facts: dict[str, Any] = {}
     if server is not None:
-        facts = await coordinator.catalog.call(_catalog_facts, server.server_id)
+        facts = asdict(await coordinator.catalog.call(CatalogStore.facts, server.server_id, _RUNS))
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState
@@ -37,9 +38,8 @@ from .const import (
 )
 from .coordinator import RetrovueConfigEntry, summary_to_json
 from .engine.store import Catalog, CatalogStore
+from .engine.store.reads import FIND_LIMIT
 from .shared import get_catalog
-
-FIND_LIMIT = 50
 
 SYNC_LIBRARY_SCHEMA = vol.Schema(
     {
@@ -127,71 +127,18 @@ async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
     return {"libraries": [summary_to_json(summary) for summary in summaries]}
 
 
-def _find(
-    store: CatalogStore, title: str, year: int | None, kind: str | None
-) -> list[dict[str, Any]]:
-    where = ["i.title LIKE ? ESCAPE '\\' COLLATE NOCASE"]
-    escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    params: list[Any] = [f"%{escaped}%"]
-    if year is not None:
-        where.append("i.year = ?")
-        params.append(year)
-    if kind is not None:
-        where.append("i.kind = ?")
-        params.append(kind)
-    items = store.query(
-        f"""
-        SELECT i.id, i.machine_identifier, i.server_name, i.library_title, i.kind, i.title,
-               i.year, i.rating_key, i.state, i.grandparent_title, i.parent_index,
-               i.index_number
-        FROM catalog_items AS i WHERE {" AND ".join(where)}
-        ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ?
-        """,
-        (*params, FIND_LIMIT),
-    )
-    ids = [row["id"] for row in items]
-    marks = ",".join("?" * len(ids))
-    guids: dict[int, list[str]] = {}
-    files: dict[int, list[dict[str, str | None]]] = {}
-    if ids:
-        for row in store.query(
-            f"SELECT item_id, uri FROM guids WHERE item_id IN ({marks}) ORDER BY uri", ids
-        ):
-            guids.setdefault(row["item_id"], []).append(row["uri"])
-        for row in store.query(
-            f"SELECT item_id, plex_path, local_path FROM part_paths WHERE item_id IN ({marks}) "
-            "ORDER BY part_row_id",
-            ids,
-        ):
-            files.setdefault(row["item_id"], []).append(
-                {"plex_path": row["plex_path"], "local_path": row["local_path"]}
-            )
-    return [
-        {
-            "server": row["server_name"],
-            "machine_identifier": row["machine_identifier"],
-            "library": row["library_title"],
-            "kind": row["kind"],
-            "title": row["title"],
-            "year": row["year"],
-            "show": row["grandparent_title"],
-            "season": row["parent_index"] if row["kind"] == "episode" else None,
-            "episode": row["index_number"] if row["kind"] == "episode" else None,
-            "rating_key": row["rating_key"],
-            "state": row["state"],
-            "guids": guids.get(row["id"], []),
-            "files": files.get(row["id"], []),
-        }
-        for row in items
-    ]
-
-
 async def _async_find_items(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
     items = await catalog.call(
-        _find, call.data[ATTR_TITLE], call.data.get(ATTR_YEAR), call.data.get(ATTR_KIND)
+        CatalogStore.find_items,
+        call.data[ATTR_TITLE],
+        call.data.get(ATTR_YEAR),
+        call.data.get(ATTR_KIND),
     )
-    return {"items": cast("Any", items), "truncated": len(items) >= FIND_LIMIT}
+    return {
+        "items": cast("Any", [asdict(item) for item in items]),
+        "truncated": len(items) >= FIND_LIMIT,
+    }
 
 
 async def _async_purge_deleted(call: ServiceCall) -> ServiceResponse:

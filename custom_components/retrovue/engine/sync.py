@@ -552,27 +552,6 @@ def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
         store.set_states(changes, ctx.now, ctx.run_id)
 
 
-def _drifted_shows(store: CatalogStore, library_id: int) -> dict[str, tuple[int, int]]:
-    """Return hydrated shows whose present episodes differ in number from their leafCount."""
-    # Each show's count comes from the (library, show, kind, state) index alone.
-    rows = store.query(
-        f"""
-        SELECT s.rating_key, s.child_count, s.leaf_count FROM items AS s
-        WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
-          AND s.state IN ({_PRESENT_MARKS})
-          AND COALESCE(s.leaf_count, 0) != (
-              SELECT COUNT(*) FROM items AS e
-              WHERE e.library_id = s.library_id AND e.show_key = s.rating_key
-                AND e.kind = 'episode' AND e.state IN ({_PRESENT_MARKS}))
-        """,
-        (library_id, *PRESENT_STATES, *PRESENT_STATES),
-    )
-    return {str(row[0]): (int(row[1] or 0), int(row[2] or 0)) for row in rows}
-
-
-_PRESENT_MARKS: Final = ",".join("?" * len(PRESENT_STATES))
-
-
 @dataclass(frozen=True, slots=True)
 class _RunSetup:
     library_id: int
@@ -1091,7 +1070,7 @@ class _LibraryRun:
             # (an episode added and another removed leave the count, and often updatedAt,
             # unchanged) is expanded too.
             for show_key, counts in (
-                await self.catalog.call(_drifted_shows, self.ctx.library_id)
+                await self.catalog.call(CatalogStore.drifted_shows, self.ctx.library_id)
             ).items():
                 expand.setdefault(show_key, counts)
         if not expand:

@@ -26,6 +26,7 @@ import msgspec
 
 from ..paths import PathMapping, view_columns
 from ..plex.models import Section, ServerIdentity
+from .reads import CatalogReads
 from .schema import SCHEMA_VERSION, SchemaError, migrate
 
 LOGGER = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class CatalogError(Exception):
     """The catalog file could not be read or written (disk full, locked, damaged)."""
 
 
-class CatalogStore:
+class CatalogStore(CatalogReads):
     """Synchronous access to the catalog file; thread-bound."""
 
     def __init__(self, path: str | Path, *, migrate_to: int = SCHEMA_VERSION) -> None:
@@ -948,6 +949,27 @@ class CatalogStore:
             (now, run_id, library_id, *PRESENT_STATES, library_id),
         ).rowcount
         return missing
+
+    def drifted_shows(self, library_id: int) -> dict[str, tuple[int, int]]:
+        """Return hydrated shows whose present episodes differ in number from their leafCount.
+
+        Maps each to its (childCount, leafCount). Each show's count comes from the (library,
+        show, kind, state) index alone.
+        """
+        present = _in(len(PRESENT_STATES))
+        rows = self.conn.execute(
+            f"""
+            SELECT s.rating_key, s.child_count, s.leaf_count FROM items AS s
+            WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
+              AND s.state IN ({present})
+              AND COALESCE(s.leaf_count, 0) != (
+                  SELECT COUNT(*) FROM items AS e
+                  WHERE e.library_id = s.library_id AND e.show_key = s.rating_key
+                    AND e.kind = 'episode' AND e.state IN ({present}))
+            """,
+            (library_id, *PRESENT_STATES, *PRESENT_STATES),
+        ).fetchall()
+        return {str(key): (int(child or 0), int(leaf or 0)) for key, child, leaf in rows}
 
     def short_shows(self, library_id: int, show_keys: Iterable[str]) -> dict[str, str]:
         """Return shows holding fewer present seasons or episodes than their own counts.

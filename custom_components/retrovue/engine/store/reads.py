@@ -1,0 +1,309 @@
+"""Typed reads for the Home Assistant layer: dashboard counts, finds, diagnostics facts.
+
+Every query the integration's sensors, actions, events, repairs and diagnostics need lives
+here, behind a named method returning typed rows; the HA layer holds no SQL and reads no row
+by position. `CatalogStore` inherits these methods (see catalog.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import sqlite3
+from typing import Final
+
+FIND_LIMIT: Final = 50
+_MISSING_KINDS: Final = ("movie", "show", "episode")
+
+
+@dataclass(frozen=True, slots=True)
+class RunBrief:
+    """How a library's latest finished run ended."""
+
+    status: str
+    finished_at: int | None
+    changed: int
+    skipped: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryCounts:
+    """A library's items by state (movies and episodes; shows and seasons are not counted)."""
+
+    section_key: str
+    title: str
+    type: str
+    active: int
+    remote_only: int
+    unavailable: int
+    missing: int
+    deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryDashboard:
+    """What a library's entities show: counts, last sync, the latest finished run."""
+
+    counts: LibraryCounts
+    last_synced_at: int | None
+    last_run: RunBrief | None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteOnlyShare:
+    """How many of a server's playable items no path mapping reaches."""
+
+    remote_only: int
+    playable: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFile:
+    """One file of a found item: as Plex reports it, and as this machine sees it."""
+
+    plex_path: str | None
+    local_path: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundItem:
+    """An item found by `find_items`, with its GUIDs and files."""
+
+    server: str | None
+    machine_identifier: str
+    library: str
+    kind: str
+    title: str
+    year: int | None
+    show: str | None
+    season: int | None
+    episode: int | None
+    rating_key: str
+    state: str
+    guids: tuple[str, ...]
+    files: tuple[FoundFile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A sync run as diagnostics show it."""
+
+    id: int
+    library: str | None
+    kind: str
+    status: str
+    deep: bool
+    started_at: int
+    finished_at: int | None
+    processed: int
+    changed: int
+    skipped: int
+    errors: int
+    missing_promoted: int
+    deleted_promoted: int
+    returned: int
+    requests: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogFacts:
+    """What diagnostics show of the catalog for one server."""
+
+    schema_version: int
+    path_mappings: int
+    libraries: list[LibraryCounts]
+    last_runs: list[RunRecord]
+
+
+def _counts(row: sqlite3.Row) -> LibraryCounts:
+    return LibraryCounts(
+        section_key=str(row["section_key"]),
+        title=row["title"],
+        type=row["type"],
+        active=row["active"],
+        remote_only=row["remote_only"],
+        unavailable=row["unavailable"],
+        missing=row["missing"],
+        deleted=row["deleted"],
+    )
+
+
+class CatalogReads:
+    """Named, typed reads of the catalog (mixed into `CatalogStore`)."""
+
+    conn: sqlite3.Connection
+
+    def _rows(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+        cursor = self.conn.execute(sql, params)
+        cursor.row_factory = sqlite3.Row
+        return cursor.fetchall()
+
+    def dashboard(self, server_id: int) -> list[LibraryDashboard]:
+        """Return each present library's counts, sync time and latest finished run."""
+        return [
+            LibraryDashboard(
+                counts=_counts(row),
+                last_synced_at=row["last_synced_at"],
+                last_run=None
+                if row["status"] is None
+                else RunBrief(
+                    status=row["status"],
+                    finished_at=row["finished_at"],
+                    changed=row["changed"],
+                    skipped=row["skipped"],
+                    errors=row["errors"],
+                ),
+            )
+            for row in self._rows(
+                """
+                SELECT l.section_key, l.title, l.type, c.active, c.remote_only, c.unavailable,
+                       c.missing, c.deleted, l.last_synced_at,
+                       r.status, r.finished_at, r.changed, r.skipped, r.errors
+                FROM libraries AS l
+                JOIN library_counts AS c ON c.library_id = l.id
+                LEFT JOIN sync_runs AS r ON r.id = (
+                    SELECT id FROM sync_runs WHERE library_id = l.id AND status != 'running'
+                    ORDER BY id DESC LIMIT 1)
+                WHERE l.server_id = ? AND l.present = 1
+                """,
+                (server_id,),
+            )
+        ]
+
+    def library_counts(self, server_id: int) -> list[LibraryCounts]:
+        """Return every library's counts by state, present or not."""
+        return [
+            _counts(row)
+            for row in self._rows(
+                "SELECT section_key, title, type, active, remote_only, unavailable, missing, "
+                "deleted FROM library_counts WHERE server_id = ? ORDER BY section_key",
+                (server_id,),
+            )
+        ]
+
+    def newly_missing_titles(self, run_id: int, limit: int) -> list[str]:
+        """Return titles of movies, shows and episodes a run marked MISSING (A to Z)."""
+        return [
+            str(row["title"])
+            for row in self._rows(
+                "SELECT title FROM items WHERE changed_run_id = ? AND state = 'MISSING' "
+                "AND kind IN (?, ?, ?) ORDER BY title LIMIT ?",
+                (run_id, *_MISSING_KINDS, limit),
+            )
+        ]
+
+    def remote_only_share(self, server_id: int) -> RemoteOnlyShare:
+        """Return how many of a server's playable items are remote only."""
+        (row,) = self._rows(
+            "SELECT COALESCE(SUM(remote_only), 0) AS remote_only, "
+            "COALESCE(SUM(active + remote_only), 0) AS playable "
+            "FROM library_counts WHERE server_id = ?",
+            (server_id,),
+        )
+        return RemoteOnlyShare(remote_only=row["remote_only"], playable=row["playable"])
+
+    def find_items(
+        self, title: str, year: int | None = None, kind: str | None = None
+    ) -> list[FoundItem]:
+        """Return up to FIND_LIMIT items whose title contains `title` (any case), A to Z."""
+        where = ["i.title LIKE ? ESCAPE '\\' COLLATE NOCASE"]
+        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params: list[object] = [f"%{escaped}%"]
+        if year is not None:
+            where.append("i.year = ?")
+            params.append(year)
+        if kind is not None:
+            where.append("i.kind = ?")
+            params.append(kind)
+        items = self._rows(
+            f"""
+            SELECT i.id, i.machine_identifier, i.server_name, i.library_title, i.kind, i.title,
+                   i.year, i.rating_key, i.state, i.grandparent_title, i.parent_index,
+                   i.index_number
+            FROM catalog_items AS i WHERE {" AND ".join(where)}
+            ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ?
+            """,
+            (*params, FIND_LIMIT),
+        )
+        ids = tuple(row["id"] for row in items)
+        guids: dict[int, list[str]] = {}
+        files: dict[int, list[FoundFile]] = {}
+        if ids:
+            marks = ",".join("?" * len(ids))
+            for row in self._rows(
+                f"SELECT item_id, uri FROM guids WHERE item_id IN ({marks}) ORDER BY uri", ids
+            ):
+                guids.setdefault(row["item_id"], []).append(row["uri"])
+            for row in self._rows(
+                f"SELECT item_id, plex_path, local_path FROM part_paths "
+                f"WHERE item_id IN ({marks}) ORDER BY part_row_id",
+                ids,
+            ):
+                files.setdefault(row["item_id"], []).append(
+                    FoundFile(plex_path=row["plex_path"], local_path=row["local_path"])
+                )
+        return [
+            FoundItem(
+                server=row["server_name"],
+                machine_identifier=row["machine_identifier"],
+                library=row["library_title"],
+                kind=row["kind"],
+                title=row["title"],
+                year=row["year"],
+                show=row["grandparent_title"],
+                season=row["parent_index"] if row["kind"] == "episode" else None,
+                episode=row["index_number"] if row["kind"] == "episode" else None,
+                rating_key=row["rating_key"],
+                state=row["state"],
+                guids=tuple(guids.get(row["id"], ())),
+                files=tuple(files.get(row["id"], ())),
+            )
+            for row in items
+        ]
+
+    def facts(self, server_id: int, runs: int) -> CatalogFacts:
+        """Return the schema version, mapping count, counts and latest runs of a server."""
+        ((version,),) = self.conn.execute("PRAGMA user_version").fetchall()
+        ((mappings,),) = self.conn.execute(
+            "SELECT COUNT(*) FROM path_mappings WHERE server_id = ?", (server_id,)
+        ).fetchall()
+        return CatalogFacts(
+            schema_version=int(version),
+            path_mappings=int(mappings),
+            libraries=self.library_counts(server_id),
+            last_runs=self.recent_runs(server_id, runs),
+        )
+
+    def recent_runs(self, server_id: int, limit: int) -> list[RunRecord]:
+        """Return a server's latest runs, newest first."""
+        return [
+            RunRecord(
+                id=row["id"],
+                library=row["library"],
+                kind=row["kind"],
+                status=row["status"],
+                deep=bool(row["deep"]),
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                processed=row["processed"],
+                changed=row["changed"],
+                skipped=row["skipped"],
+                errors=row["errors"],
+                missing_promoted=row["missing_promoted"],
+                deleted_promoted=row["deleted_promoted"],
+                returned=row["returned"],
+                requests=row["requests"],
+                error=row["error"],
+            )
+            for row in self._rows(
+                """
+                SELECT r.id, l.title AS library, r.kind, r.status, r.deep, r.started_at,
+                       r.finished_at, r.processed, r.changed, r.skipped, r.errors,
+                       r.missing_promoted, r.deleted_promoted, r.returned, r.requests, r.error
+                FROM sync_runs AS r LEFT JOIN libraries AS l ON l.id = r.library_id
+                WHERE r.server_id = ? ORDER BY r.id DESC LIMIT ?
+                """,
+                (server_id, limit),
+            )
+        ]
