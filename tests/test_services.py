@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import SOURCE_REAUTH
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceValidationError,
+    Unauthorized,
+    UnknownUser,
+)
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -182,6 +187,39 @@ async def test_purge_deleted(
 
     await catalog.call(mark_deleted)
     assert await _call(hass, "purge_deleted", {"older_than_days": 10}) == {"purged": 1}
+
+
+async def test_purge_deleted_is_for_administrators(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_read_only_user: MockUser
+) -> None:
+    with pytest.raises(Unauthorized):
+        await hass.services.async_call(
+            DOMAIN,
+            "purge_deleted",
+            {},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id=hass_read_only_user.id),
+        )
+    with pytest.raises(UnknownUser):
+        await hass.services.async_call(
+            DOMAIN,
+            "purge_deleted",
+            {},
+            blocking=True,
+            return_response=True,
+            context=Context(user_id="no-such-user"),
+        )
+    admin = await hass.auth.async_create_user("Admin", group_ids=["system-admin"])
+    response = await hass.services.async_call(
+        DOMAIN,
+        "purge_deleted",
+        {},
+        blocking=True,
+        return_response=True,
+        context=Context(user_id=admin.id),
+    )
+    assert response == {"purged": 0}
 
 
 async def test_diagnostics_redact_the_token(
