@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 import logging
 from typing import Final
 
@@ -55,4 +54,3 @@ ATTR_OLDER_THAN_DAYS: Final = "older_than_days"
 
 # Repairs: most parts of a server REMOTE_ONLY although it has mappings
 REMOTE_ONLY_REPAIR_SHARE: Final = 0.5
-REQUEST_TIMEOUT: Final = timedelta(seconds=30)

@@ -17,7 +17,7 @@ from custom_components.retrovue.engine.plex.models import ItemKind
 from custom_components.retrovue.engine.plex.parse import parse_listing
 from custom_components.retrovue.engine.store import Catalog, CatalogError, CatalogStore
 from custom_components.retrovue.engine.sync import prepare_server, sync_library
-from tests.emulator import EmuServer, PlexEmulator, generate_server
+from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
 from tests.engine.helpers import rows, states, sync_all
 from tests.reliability.invariants import assert_invariants
 
@@ -340,3 +340,20 @@ def test_a_part_outside_its_media_is_a_warning() -> None:
     ):
         (item,) = parse_listing(body, ctype, kinds=(ItemKind.MOVIE,)).items
         assert item.warnings == ("Part outside Media ignored",)
+
+
+async def test_a_show_with_a_warning_is_still_expanded_by_a_deep_run(
+    library: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    """Its row is not overwritten, but a deep run expands it like every other show."""
+    await sync_all(client, catalog)
+    shows = sum(1 for item in library.items.values() if item.type == "show")
+    library.faults.add(
+        Fault(FaultKind.BAD_ITEM, endpoint="section_all", times=1, variant="bad_added_at")
+    )
+    server = await prepare_server(client, catalog)
+    summary = await sync_library(client, catalog, server, "2", deep=True)
+    assert summary.status == "ok"
+    assert summary.errors == 1
+    assert summary.expanded_shows == shows
+    await assert_invariants(catalog)

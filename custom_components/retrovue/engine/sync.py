@@ -342,8 +342,11 @@ def _apply_page(
             if old is None:
                 inserts.append(row)
             elif item.warnings:
-                # Malformed data never overwrites what the catalog already holds.
+                # Malformed data never overwrites what the catalog already holds; a show is
+                # still expanded when the run expands it anyway (deep, or not hydrated).
                 result.skipped += 1
+                if item.kind is ItemKind.SHOW:
+                    shows.append((old, row))
                 continue
             elif old.digest != row.digest or old.library_id != ctx.library_id:
                 updates.append((old, row))

@@ -21,7 +21,7 @@ from .errors import (
     PlexSSLError,
     PlexTimeoutError,
 )
-from .models import ItemKind, Page, PlexItem, PlexType, Section, ServerIdentity
+from .models import ItemKind, Page, PlexType, Section, ServerIdentity
 from .parse import (
     FORMAT_JSON,
     BodyError,
@@ -56,7 +56,6 @@ class ListingStats:
 
     pages: int = 0
     received: int = 0
-    first_total: int | None = None
     last_total: int | None = None
     complete: bool = False
 
@@ -107,8 +106,6 @@ class Listing:
             )
             stats.pages += 1
             if page.total_size is not None:
-                if stats.first_total is None:
-                    stats.first_total = page.total_size
                 stats.last_total = page.total_size
             if page.received == 0:
                 if not retried and stats.last_total is not None and start < stats.last_total:
@@ -281,13 +278,6 @@ class PlexClient:
             return await self._get("metadata", path, _items_builder(_ANY_KIND, 0))
         except PlexNotFoundError:
             return Page(items=(), problems=(), offset=0, received=0, total_size=0)
-
-    async def collect(self, listing: Listing) -> list[PlexItem]:
-        """Return every item of a listing (for small listings such as one show's seasons)."""
-        items: list[PlexItem] = []
-        async for page in listing:
-            items.extend(page.items)
-        return items
 
     # --- transport ---------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ _TYPE_KIND = {
     PlexType.SEASON: ItemKind.SEASON,
     PlexType.EPISODE: ItemKind.EPISODE,
 }
-KIND_TYPE = {kind: plex_type for plex_type, kind in _TYPE_KIND.items()}
 
 
 class SectionType(StrEnum):
