@@ -63,7 +63,9 @@ async def test_count_uses_a_zero_size_page(emu_server: EmuServer, client: PlexCl
 
 
 async def test_items_carry_media_parts_and_guids(emu_server: EmuServer, client: PlexClient) -> None:
-    items = await client.collect(client.section_items("1", PlexType.MOVIE))
+    items = [
+        item async for page in client.section_items("1", PlexType.MOVIE) for item in page.items
+    ]
     by_key = {item.rating_key: item for item in items}
     for emu in (i for i in emu_server.items.values() if i.type == "movie"):
         item = by_key[str(emu.rating_key)]
@@ -134,7 +136,7 @@ async def test_token_never_logged(
     emu_server.faults.add(Fault(FaultKind.STATUS_500, endpoint="sections", times=1))
     emu_server.faults.add(Fault(FaultKind.BAD_ITEM, times=1, variant="missing_rating_key"))
     await client.sections()
-    await client.collect(client.section_items("1", PlexType.MOVIE))
+    assert [page async for page in client.section_items("1", PlexType.MOVIE)]
     assert caplog.records
     assert TOKEN not in caplog.text
 
