@@ -17,6 +17,7 @@ parts) finds it. A movie file replaced that way is seen by the next full movie l
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -37,12 +38,13 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from .paths import PathMapper, PathMapping
-from .plex.client import Listing, PlexClient
-from .plex.errors import PlexAuthError, PlexConnectionError, PlexError
-from .plex.guids import guid_rows
-from .plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
-from .store.catalog import CONTENT, PRESENT_STATES, Catalog, CatalogStore, StoredItem
+from ..paths import PathMapper, PathMapping
+from ..plex.client import Listing, PlexClient
+from ..plex.errors import PlexAuthError, PlexConnectionError, PlexError
+from ..plex.guids import guid_rows
+from ..plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
+from ..store.catalog import CONTENT, PRESENT_STATES, Catalog, CatalogStore, StoredItem
+from .policy import ExpandReason, expansion_reason
 
 LOGGER = logging.getLogger(__name__)
 
@@ -107,6 +109,8 @@ class SyncSummary:
     missing_promoted: int = 0
     deleted_promoted: int = 0
     expanded_shows: int = 0
+    # How many shows were expanded for each reason (see `policy.ExpandReason`).
+    expanded: dict[str, int] = field(default_factory=dict)
     strategy: str | None = None
     requests: int = 0
     total: int | None = None
@@ -277,8 +281,10 @@ class _PageResult:
     returned: int = 0
     watch_updated: int = 0
     seen: list[str] = field(default_factory=list)
-    # Shows of this page that need their children listed: rating key → (child, leaf counts).
+    # Shows of this page that need their children listed: rating key → (child, leaf counts),
+    # and why (see `policy.expansion_reason`).
     expand: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reasons: dict[str, ExpandReason] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     unidentified: int = 0
 
@@ -478,12 +484,23 @@ def _consider_show(
     result: _PageResult,
     dehydrate: list[int],
 ) -> None:
+    reason = expansion_reason(deep=ctx.deep, stored=old, content_changed=changed)
+    if reason is None:
+        return
     child, leaf = item.child_count or 0, item.leaf_count or 0
-    stale = old is None or changed or not old.children_hydrated or old.state not in PRESENT_STATES
-    if ctx.deep or stale:
-        result.expand[item.rating_key] = (child, leaf)
-        if old is not None and old.children_hydrated:
-            dehydrate.append(old.id)
+    LOGGER.debug(
+        "%s: expanding %s [ratingKey %s]: %s (childCount %d, leafCount %d)",
+        ctx.label,
+        item.title,
+        item.rating_key,
+        reason,
+        child,
+        leaf,
+    )
+    result.expand[item.rating_key] = (child, leaf)
+    result.reasons[item.rating_key] = reason
+    if old is not None and old.children_hydrated:
+        dehydrate.append(old.id)
 
 
 def _mark_hydrated(store: CatalogStore, server_id: int, show_keys: Sequence[str]) -> None:
@@ -1065,8 +1082,10 @@ class _LibraryRun:
         listing = self.client.section_items(self.section.key, PlexType.SHOW, known=known)
         results = await self._consume(listing, top_level=True)
         expand: dict[str, tuple[int, int]] = {}
+        reasons: dict[str, ExpandReason] = {}
         for result in results:
             expand.update(result.expand)
+            reasons.update(result.reasons)
         if not self.deep:
             await self._recently_updated(expand.keys())
             # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
@@ -1075,7 +1094,18 @@ class _LibraryRun:
             for show_key, counts in (
                 await self.catalog.call(CatalogStore.drifted_shows, self.ctx.library_id)
             ).items():
-                expand.setdefault(show_key, counts)
+                if show_key not in expand:
+                    LOGGER.debug(
+                        "%s: expanding show [ratingKey %s]: %s (childCount %d, leafCount %d "
+                        "against the episodes stored)",
+                        self.label,
+                        show_key,
+                        ExpandReason.DRIFTED,
+                        *counts,
+                    )
+                    expand[show_key] = counts
+                    reasons[show_key] = ExpandReason.DRIFTED
+        self.summary.expanded = dict(Counter(reasons.values()))
         if not expand:
             return
         seasons, episodes = await self.catalog.call(CatalogStore.show_totals, self.ctx.library_id)
