@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+import re
 import sqlite3
 import threading
 
@@ -41,6 +42,24 @@ def test_engine_never_imports_homeassistant() -> None:
                 f"{path.name}: {name}" for name in names if name.split(".")[0] == "homeassistant"
             ]
     assert list(ENGINE.rglob("*.py")), "engine sources not found"
+    assert offenders == []
+
+
+_SQL = re.compile(
+    r"\b(SELECT\s|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|VIEW)|PRAGMA\s)"
+)
+
+
+def test_sql_lives_only_in_the_store() -> None:
+    """No SQL in the Home Assistant layer, nor in the engine outside engine/store/."""
+    sources = [*ENGINE.parent.glob("*.py"), *ENGINE.rglob("*.py")]
+    offenders = [
+        f"{path.relative_to(ENGINE.parent)}: {match.group(0).strip()}"
+        for path in sources
+        if "store" not in path.relative_to(ENGINE.parent).parts
+        for match in _SQL.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert len(sources) > 20
     assert offenders == []
 
 
