@@ -80,6 +80,9 @@ class _PagingMods:
     ignore_paging: bool = False
     cap: int | None = None
     omit_total_size: bool = False
+    #: `omit_item`: the ratingKey left out, and whether `totalSize` still counts it.
+    omit: int | None = None
+    omit_counted: bool = False
 
 
 def route(path: str) -> tuple[str, str | None]:
@@ -335,10 +338,13 @@ class PlexEmulator:
         self._cache.sync(server.generation)
         paging = parse_paging(query, headers)
         cap = kinds.get(FaultKind.CAP_SIZE)
+        omit = kinds.get(FaultKind.OMIT_ITEM)
         mods = _PagingMods(
             ignore_paging=FaultKind.IGNORE_PAGING in kinds,
             cap=cap.cap if cap is not None else None,
             omit_total_size=FaultKind.OMIT_TOTAL_SIZE in kinds,
+            omit=omit.omitted if omit is not None else None,
+            omit_counted=omit is not None and omit.counted,
         )
         bad = kinds.get(FaultKind.BAD_ITEM)
         if endpoint in _LISTINGS and not paging.given:
@@ -389,7 +395,7 @@ class PlexEmulator:
         if endpoint == "section_all":
             return self._section_all(arg, query, paging, mods)
         if endpoint == "metadata":
-            return self._metadata(arg, query)
+            return self._metadata(arg, query, mods.omit)
         item = _lookup(server, arg)
         if endpoint == "children":
             return self._children(item, query, paging, mods)
@@ -447,12 +453,12 @@ class PlexEmulator:
         attrs.update(shapes.section_all_attrs(section, type_number))
         return shapes.container(attrs, nodes)
 
-    def _metadata(self, arg: str, query: dict[str, str]) -> Node:
+    def _metadata(self, arg: str, query: dict[str, str], omit: int | None = None) -> Node:
         server = self.server
         found = []
         for raw in arg.split(","):
             wanted = raw.strip()
-            if wanted.isdigit() and int(wanted) in server.items:
+            if wanted.isdigit() and int(wanted) in server.items and int(wanted) != omit:
                 found.append(server.items[int(wanted)])
         if not found:
             raise _NotFoundError
@@ -526,6 +532,9 @@ def _paginate(
     items: list[EmuItem], paging: Paging, mods: _PagingMods
 ) -> tuple[list[EmuItem], dict[str, Value]]:
     """Cut one page and return it with the container's paging attributes."""
+    omit = mods.omit
+    if omit is not None and not mods.omit_counted:
+        items = [item for item in items if item.rating_key != omit]
     total = len(items)
     attrs: dict[str, Value] = {}
     if mods.ignore_paging:
@@ -540,6 +549,9 @@ def _paginate(
         # PMS reports totalSize/offset on paged requests only.
         if paging.given or mods.cap is not None:
             attrs = {"totalSize": total, "offset": start}
+    if omit is not None and mods.omit_counted:
+        # Counted and paged over, never sent: a page that held the item comes back one short.
+        page = [item for item in page if item.rating_key != omit]
     if mods.omit_total_size:
         attrs.pop("totalSize", None)
     return page, attrs

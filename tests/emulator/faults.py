@@ -26,6 +26,7 @@ class FaultKind(StrEnum):
     CAP_SIZE = "cap_size"
     OMIT_TOTAL_SIZE = "omit_total_size"
     BAD_ITEM = "bad_item"
+    OMIT_ITEM = "omit_item"
 
 
 STATUS_FAULTS: Final[dict[FaultKind, int]] = {
@@ -71,6 +72,8 @@ class Fault:
         self.hits = 0
         if self.kind is FaultKind.BAD_ITEM and self.variant not in BAD_ITEM_VARIANTS:
             raise ValueError(f"unknown bad_item variant {self.variant!r}")
+        if self.kind is FaultKind.OMIT_ITEM and not str(params.get("rating_key", "")).isdigit():
+            raise ValueError("omit_item needs the rating_key of the item to leave out")
 
     def __repr__(self) -> str:
         """Return a readable description."""
@@ -108,6 +111,16 @@ class Fault:
     def position(self) -> int:
         """Return which item of the page `bad_item` breaks."""
         return int(self.params.get("index", 0))
+
+    @property
+    def omitted(self) -> int:
+        """Return the ratingKey `omit_item` leaves out."""
+        return int(self.params["rating_key"])
+
+    @property
+    def counted(self) -> bool:
+        """Return whether `omit_item` still counts the item in listings' `totalSize`."""
+        return bool(self.params.get("counted", False))
 
     @property
     def fraction(self) -> float:

@@ -7,7 +7,8 @@ Shows: every run lists the shows; only shows whose digest changed, that were nev
 that came back, or whose stored episodes no longer match leafCount are expanded — per show
 (children + allLeaves) or by one section-level season and episode listing, whichever handles
 fewer items. Deep runs expand everything. Unchanged rows are never rewritten. Items are marked
-MISSING only after listings that completed fully, and only when Plex confirms they are gone.
+MISSING only after listings that completed fully, and only when Plex, asked for each of them
+by ratingKey (in batches), no longer knows it.
 
 The light pass cannot see a replaced episode file when Plex leaves the episode's and the show's
 `updatedAt`, `childCount` and `leafCount` alone: a deep run (which lists every episode with its
@@ -61,9 +62,8 @@ FULL_LISTING_MAX_AGE: Final = 6 * 3600
 # Choosing how to expand shows: one request costs about as much as handling this many items.
 REQUEST_COST_ITEMS: Final = 20
 # Items a complete listing did not return are confirmed by detail requests, this many per
-# request; beyond MAX_MISSING_CONFIRMATIONS (a library emptied on purpose) the listing decides.
+# request, however many there are: nothing is marked MISSING that Plex still answers for.
 METADATA_BATCH: Final = 50
-MAX_MISSING_CONFIRMATIONS: Final = 2000
 # Per library run, this many bad items are logged as warnings; the rest at debug level.
 _WARN_LIMIT: Final = 20
 # Listing pages fetched and decoded ahead of the store; those waiting are stored together.
@@ -947,13 +947,9 @@ class _LibraryRun:
         )
         if not candidates:
             return
-        if len(candidates) > MAX_MISSING_CONFIRMATIONS:
-            LOGGER.debug(
-                "%s: %d items not listed; too many to confirm one by one",
-                self.label,
-                len(candidates),
-            )
-            return
+        LOGGER.debug(
+            "%s: confirming %d items the listing did not return", self.label, len(candidates)
+        )
         for start in range(0, len(candidates), METADATA_BATCH):
             page = await self.client.metadata(candidates[start : start + METADATA_BATCH])
             if page.items:
@@ -1031,9 +1027,14 @@ class _LibraryRun:
         if not stats.complete:
             self.incomplete.append("listing ended early")
         elif stats.last_total is not None and len(keys) < stats.last_total:
-            self.incomplete.append(
-                f"listing returned {len(keys)} distinct items of {stats.last_total} "
-                "(the library changed while it was listed)"
+            # The library changed while it was listed (offsets shifted), or the server counts
+            # an entry it never sends: what was not seen is asked for one by one before
+            # anything is marked MISSING (`_confirm_missing`), so the run still completes.
+            LOGGER.debug(
+                "%s: listing returned %d distinct items of %d",
+                self.label,
+                len(keys),
+                stats.last_total,
             )
         return results
 
@@ -1174,11 +1175,12 @@ class _LibraryRun:
             return
         # Every show's children were listed: all listed shows count as expanded, but for
         # those that now hold fewer seasons or episodes than their own counts (see
-        # `ShowPages.short_of`): not hydrated, their children not judged this run.
+        # `ShowPages.short_of`): not hydrated, so expanded again next run. Their children are
+        # judged like all others, with the confirmation that guards every MISSING.
         short = await self.catalog.call(CatalogStore.short_shows, self.ctx.library_id, show_keys)
         for show_key, reason in short.items():
             await self._expansion_short(show_key, reason)
-        self.expanded.update(listed - short.keys())
+        self.expanded.update(listed)
         self.whole_library = True
         await self.catalog.call(
             _mark_hydrated, self.server.server_id, [key for key in show_keys if key not in short]
@@ -1207,14 +1209,16 @@ class _LibraryRun:
         # transaction per show page; a show counts as expanded once its batch is stored.
         batch: list[Page] = []
         batch_shows: list[str] = []
+        short_shows: list[str] = []
 
         async def store_batch() -> None:
-            if not batch_shows:
+            if not batch:
                 return
             await self._apply(_merged(batch), hydrated=list(batch_shows))
-            self.expanded.update(batch_shows)
+            self.expanded.update(batch_shows, short_shows)
             batch.clear()
             batch_shows.clear()
+            short_shows.clear()
 
         tasks = [asyncio.ensure_future(fetch(key)) for key in show_keys]
         try:
@@ -1232,6 +1236,9 @@ class _LibraryRun:
                 batch.extend(outcome.pages)
                 if short := outcome.short_of(*expected[show_key]):
                     await self._expansion_short(show_key, short)
+                    # Not hydrated, but its children are judged like any expanded show's:
+                    # the confirmation keeps a short answer from marking anything MISSING.
+                    short_shows.append(show_key)
                 else:
                     batch_shows.append(show_key)
                 if sum(page.received for page in batch) >= self.client.page_size:
