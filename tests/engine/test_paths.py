@@ -10,8 +10,10 @@ from custom_components.retrovue.engine.paths import (
     InvalidPathMapping,
     PathMapper,
     PathMapping,
+    ViewColumns,
     resolve_local_path,
     validate_mapping,
+    view_columns,
 )
 
 
@@ -178,12 +180,15 @@ def test_windows_plex_to_windows_local() -> None:
         ("/media/tv/..", None),
         ("/media/tv/../tv2/x.mkv", None),
         ("/media/tv/a/../../x.mkv", None),
-        ("/media/tv/a/../b.mkv", "/mnt/tv/b.mkv"),
-        ("/media/tv/a/b/../../c.mkv", "/mnt/tv/c.mkv"),
+        # `..` is refused, never collapsed: `a/..` is not `.` when `a` is a symlink.
+        ("/media/tv/a/../b.mkv", None),
+        ("/media/tv/a/b/../../c.mkv", None),
         ("/media/tv/./a/./b.mkv", "/mnt/tv/a/b.mkv"),
         ("/media/tv//a///b.mkv", "/mnt/tv/a/b.mkv"),
         ("/media//tv/a.mkv", "/mnt/tv/a.mkv"),
-        ("/media/tv/a/..", "/mnt/tv"),
+        ("/media/tv/a/..", None),
+        ("/media/tv/...", "/mnt/tv/..."),
+        ("/media/tv/. ./.. /x.mkv", "/mnt/tv/. ./.. /x.mkv"),
         ("/media/tv/x\x00.mkv", None),
     ],
 )
@@ -196,7 +201,8 @@ def test_parent_components_never_escape(plex_path: str, expected: str | None) ->
     [
         ("D:\\TV\\..\\..\\Windows\\x", None),
         ("D:\\TV/../secret", None),
-        ("D:\\TV\\a\\..\\b.mkv", "/mnt/tv/b.mkv"),
+        ("D:\\TV\\a\\..\\b.mkv", None),
+        ("D:\\TV\\...\\b.mkv", "/mnt/tv/.../b.mkv"),
     ],
 )
 def test_parent_components_with_windows_plex(plex_path: str, expected: str | None) -> None:
@@ -297,6 +303,185 @@ def test_validate_mapping_errors(plex_prefix: str, local_prefix: str, message: s
     with pytest.raises(InvalidPathMapping) as err:
         validate_mapping(plex_prefix, local_prefix)
     assert message in str(err.value)
+
+
+# --- the named defects: escapes through Windows local prefixes, device paths ----------------
+
+WINDOWS_LOCAL_ESCAPES = [
+    ("/data/tv/..\\..\\Windows\\x.mkv", None),
+    ("/data/tv/a\\..\\..\\x.mkv", None),
+    ("/data/tv/..", None),
+    ("/data/tv/...", None),
+    ("/data/tv/.../x.mkv", None),
+    ("/data/tv/. ./x.mkv", None),
+    ("/data/tv/.. /x.mkv", None),
+    ("/data/tv/ ../x.mkv", None),
+    ("/data/tv/ /x.mkv", None),
+    ("/data/tv/a\\. .\\x.mkv", None),
+    ("/data/tv/./a/.\\b.mkv", "{}\\a\\b.mkv"),
+    ("/data/tv/Show\\e01.mkv", "{}\\Show\\e01.mkv"),
+    ("/data/tv/a./.b/x .mkv", "{}\\a.\\.b\\x .mkv"),
+    ("/data/tv/\\", "{}"),
+]
+
+
+@pytest.mark.parametrize(("plex_path", "expected"), WINDOWS_LOCAL_ESCAPES)
+@pytest.mark.parametrize("local_prefix", ["E:\\TV", "\\\\fs\\vol\\sub"])
+def test_windows_local_prefix_is_never_left(
+    local_prefix: str, plex_path: str, expected: str | None
+) -> None:
+    mapper = _mapper(("/data/tv", local_prefix))
+    wanted = None if expected is None else expected.format(local_prefix)
+    assert mapper.resolve(plex_path) == wanted
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("D:\\TV\\..\\..\\Windows\\x.mkv", None),
+        ("D:\\TV\\a/../x.mkv", None),
+        ("D:\\TV\\...\\x.mkv", None),
+        ("D:\\TV\\. .\\x.mkv", None),
+        ("D:\\TV\\.. \\x.mkv", None),
+        ("d:/tv/Show/x.mkv", "\\\\fs\\vol\\Show\\x.mkv"),
+    ],
+)
+def test_windows_plex_to_unc_local_is_never_left(plex_path: str, expected: str | None) -> None:
+    assert _mapper(("D:\\TV", "\\\\fs\\vol")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "\\\\?\\C:\\x",
+        "\\\\.\\pipe\\x",
+        "\\\\?\\UNC\\srv\\share",
+        "\\\\.\\C:\\x",
+        "\\/?/C:/x",
+        "/\\.\\pipe\\x",
+        "\\\\.",
+        "\\\\?",
+    ],
+)
+@pytest.mark.parametrize("side", ["Plex", "local"])
+def test_device_and_extended_length_prefixes_are_refused(prefix: str, side: str) -> None:
+    pair = (prefix, "/mnt") if side == "Plex" else ("/media", prefix)
+    with pytest.raises(InvalidPathMapping) as err:
+        validate_mapping(*pair)
+    assert f"The {side} prefix {prefix!r} must not be a device or extended-length path" in str(
+        err.value
+    )
+    with pytest.raises(InvalidPathMapping):
+        PathMapper([PathMapping(*pair)])
+    with pytest.raises(InvalidPathMapping):
+        view_columns(PathMapping(*pair))
+
+
+@pytest.mark.parametrize(
+    "prefix", ["C:\\...\\x", "C:\\x\\. .", "\\\\srv\\share\\.. \\x", "\\\\srv\\ \\x", "D:/a/ ./b"]
+)
+@pytest.mark.parametrize("side", ["Plex", "local"])
+def test_windows_prefixes_with_dot_space_components_are_refused(prefix: str, side: str) -> None:
+    pair = (prefix, "/mnt") if side == "Plex" else ("/media", prefix)
+    with pytest.raises(InvalidPathMapping, match="components made only of dots and spaces"):
+        validate_mapping(*pair)
+
+
+def test_posix_prefixes_may_hold_dot_space_names() -> None:
+    assert validate_mapping("/a/.../. .", "/mnt/.. /x") == PathMapping("/a/.../. .", "/mnt/.. /x")
+
+
+@pytest.mark.parametrize(
+    ("plex_prefix", "plex_path", "expected"),
+    [
+        ("\\\\pipe\\x", "\\\\.\\pipe\\x\\f.mkv", None),
+        ("\\\\pipe\\x", "//./pipe/x/f.mkv", None),
+        ("\\\\srv\\share", "\\\\?\\srv\\share\\f.mkv", None),
+        ("\\\\srv\\share", "\\\\.", None),
+        ("\\\\srv\\share", "\\\\\\srv\\share\\f.mkv", "/m/f.mkv"),
+        ("\\\\srv\\share", "\\\\.x\\..\\srv\\share\\f.mkv", None),
+        ("\\\\.x\\share", "\\\\.x\\share\\f.mkv", "/m/f.mkv"),
+        ("/", "//./pipe/x", "/m/pipe/x"),
+    ],
+)
+def test_device_paths_are_not_unc_paths(
+    plex_prefix: str, plex_path: str, expected: str | None
+) -> None:
+    assert _mapper((plex_prefix, "/m")).resolve(plex_path) == expected
+
+
+@pytest.mark.parametrize(
+    ("plex_prefix", "plex_path", "expected"),
+    [
+        ("D:\\Média", "d:\\méDIA\\x.mkv", "/m/x.mkv"),
+        ("D:\\Média", "D:\\MÉDIA\\x.mkv", None),
+        ("\\\\nas\\ß", "\\\\NAS\\SS\\x.mkv", None),
+        ("\\\\nas\\SS", "\\\\nas\\ss\\x.mkv", "/m/x.mkv"),
+        ("D:\\\u212a", "D:\\k\\x.mkv", None),
+        ("D:\\k", "D:\\K\\x.mkv", "/m/x.mkv"),
+        ("D:\\\u0130", "D:\\i\\x.mkv", None),
+    ],
+)
+def test_windows_case_folding_is_ascii_only(
+    plex_prefix: str, plex_path: str, expected: str | None
+) -> None:
+    # Like SQLite's NOCASE, which the `part_paths` view compares with.
+    assert _mapper((plex_prefix, "/m")).resolve(plex_path) == expected
+
+
+def test_prefixes_differing_beyond_ascii_case_are_distinct() -> None:
+    mapper = _mapper(("D:\\Média", "/lower"), ("d:\\MÉDIA", "/upper"))
+    assert mapper.resolve("D:\\média\\x") == "/lower/x"
+    assert mapper.resolve("D:\\mÉdia\\x") == "/upper/x"
+
+
+@pytest.mark.parametrize(
+    ("plex_path", "expected"),
+    [
+        ("//srv/share/x.mkv", "/unc/x.mkv"),
+        ("/\\srv\\share\\x.mkv", "/unc/x.mkv"),
+        ("/srv/share/x.mkv", "/posix/x.mkv"),
+        ("//srv/other/x.mkv", "/posix-root/srv/other/x.mkv"),
+    ],
+)
+def test_longest_match_key_wins_across_styles(plex_path: str, expected: str) -> None:
+    # `//srv/share/…` matches both the POSIX and the UNC prefix: the longer key (`//srv/share`
+    # over `/srv/share`) wins, as in the view's ORDER BY.
+    mapper = _mapper(("/srv/share", "/posix"), ("\\\\srv\\share", "/unc"), ("/", "/posix-root"))
+    assert mapper.resolve(plex_path) == expected
+
+
+def test_equal_length_keys_are_ordered_by_text() -> None:
+    # `/x\/z` (POSIX, one backslash in a name) and `\\x\z` have the same 5-character key
+    # length and both match `//x\/z/f`; the key that sorts first (`//x/z`) wins.
+    mapper = _mapper(("/x\\/z", "/posix"), ("\\\\x\\z", "/unc"))
+    assert [mapping.plex_prefix for mapping in mapper.mappings] == ["\\\\x\\z", "/x\\/z"]
+    assert mapper.resolve("//x\\/z/f") == "/unc/f"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        (
+            PathMapping("/media/tv/", "/mnt/tv"),
+            ViewColumns("/media/tv", "/mnt/tv", "/media/tv", False, "/mnt/tv", "/"),
+        ),
+        (PathMapping("/", "/"), ViewColumns("/", "/", "", False, "", "/")),
+        (
+            PathMapping("d:/Media/TV", "C:\\"),
+            ViewColumns("d:\\Media\\TV", "C:\\", "d:/media/tv", True, "C:", "\\"),
+        ),
+        (PathMapping("C:\\", "/m"), ViewColumns("C:\\", "/m", "c:", True, "/m", "/")),
+        (
+            PathMapping("\\/NAS/Médias", "\\\\fs\\vol\\"),
+            ViewColumns(
+                "\\\\NAS\\Médias", "\\\\fs\\vol", "//nas/médias", True, "\\\\fs\\vol", "\\"
+            ),
+        ),
+    ],
+)
+def test_view_columns(mapping: PathMapping, expected: ViewColumns) -> None:
+    assert view_columns(mapping) == expected
 
 
 def test_invalid_path_mapping_is_value_error() -> None:

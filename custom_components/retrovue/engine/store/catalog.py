@@ -139,6 +139,7 @@ class LibraryRow:
     last_deep_sync_at: int | None
     mappings_digest: str | None
     last_full_listing_at: int | None = None
+    light_since: int | None = None
 
 
 def _in(count: int) -> str:
@@ -492,7 +493,8 @@ class CatalogStore(CatalogReads):
         rows = self.conn.execute(
             """
             SELECT id, server_id, section_key, type, title, present, last_synced_at,
-                   last_complete_sync_at, last_deep_sync_at, mappings_digest, last_full_listing_at
+                   last_complete_sync_at, last_deep_sync_at, mappings_digest, last_full_listing_at,
+                   light_since
             FROM libraries WHERE server_id = ? ORDER BY CAST(section_key AS INTEGER), section_key
             """,
             (server_id,),
@@ -510,6 +512,7 @@ class CatalogStore(CatalogReads):
                 last_deep_sync_at=row[8],
                 mappings_digest=row[9],
                 last_full_listing_at=row[10],
+                light_since=row[11],
             )
             for row in rows
         ]
@@ -1075,15 +1078,21 @@ class CatalogStore(CatalogReads):
         deep: bool,
         mappings_digest: str | None,
         full_listing: bool = True,
+        light_since: int | None = None,
     ) -> None:
-        """Record when a library was last synced (completely, deeply, listed in full)."""
+        """Record when a library was last synced (completely, deeply, listed in full).
+
+        `light_since` (the server's clock when a complete run began) becomes where the next
+        light run's window starts; None leaves it as it was.
+        """
         self.conn.execute(
             """
             UPDATE libraries SET last_synced_at = ?,
                 last_complete_sync_at = CASE WHEN ? THEN ? ELSE last_complete_sync_at END,
                 last_deep_sync_at = CASE WHEN ? THEN ? ELSE last_deep_sync_at END,
                 mappings_digest = CASE WHEN ? THEN ? ELSE mappings_digest END,
-                last_full_listing_at = CASE WHEN ? THEN ? ELSE last_full_listing_at END
+                last_full_listing_at = CASE WHEN ? THEN ? ELSE last_full_listing_at END,
+                light_since = CASE WHEN ? THEN ? ELSE light_since END
             WHERE id = ?
             """,
             (
@@ -1096,6 +1105,8 @@ class CatalogStore(CatalogReads):
                 mappings_digest,
                 complete and full_listing,
                 now,
+                complete and light_since is not None,
+                light_since,
                 library_id,
             ),
         )
@@ -1148,19 +1159,17 @@ def _json_keys(keys: Iterable[str]) -> str:
 
 
 def _mapping_row(server_id: int, mapping: PathMapping) -> tuple[Any, ...]:
-    """Precompute what the `part_paths` view needs to resolve a mapping in SQL."""
-    plex = mapping.plex_prefix
-    fold = _is_windows(plex)
-    match = plex.replace("\\", "/").lower() if fold else plex
-    match = match.rstrip("/")
-    local = mapping.local_prefix
-    local_sep = "\\" if _is_windows(local) else "/"
-    local_base = local.rstrip("\\/")
-    return (server_id, plex, local, match, int(fold), local_base, local_sep)
-
-
-def _is_windows(path: str) -> bool:
-    return path.startswith(("\\\\", "//")) or (len(path) >= 2 and path[1] == ":")
+    """Validate a mapping and precompute what the `part_paths` view resolves it with in SQL."""
+    columns = view_columns(mapping)
+    return (
+        server_id,
+        columns.plex_prefix,
+        columns.local_prefix,
+        columns.match_prefix,
+        int(columns.fold_case),
+        columns.local_base,
+        columns.local_sep,
+    )
 
 
 type StoreCall[**P, T] = Callable[Concatenate[CatalogStore, P], T]

@@ -187,16 +187,67 @@ DROP INDEX items_library_show;
 CREATE INDEX items_library_show ON items (library_id, show_key, kind, state);
 """
 
+# --- version 6: light runs anchored on the server's clock --------------------------------------
+# `light_since`: the server's clock (its `Date` header) when the last successful run began.
+# Light runs list what Plex updated since then (minus a margin), not since the newest stored
+# `updatedAt`: many items sharing one recent `updatedAt` (after "refresh all metadata") are
+# listed once, not by every run, and a failed run never moves the window past changes it did
+# not store.
+_V6: Final = """
+ALTER TABLE libraries ADD COLUMN light_since INTEGER;
+"""
+
 # --- views (recreated on every open, so they always match the code) -------------------------
 
-# The longest Plex prefix of the server wins; matching is separator-aware. Windows and UNC Plex
-# prefixes compare case-folded (ASCII, as SQLite's lower()) with `\` read as `/`. A remainder with
-# a `..` component resolves to NULL, never to a path outside the local prefix.
-VIEWS: Final = r"""
-DROP VIEW IF EXISTS part_paths;
-DROP VIEW IF EXISTS catalog_items;
-DROP VIEW IF EXISTS library_counts;
 
+def _components(text: str, *, escape: bool) -> str:
+    r"""Return SQL rewriting `/`-separated `text` as `/c1/…/cn` (empty if nothing is left).
+
+    Empty and `.` components are dropped with a fixed number of replace() calls: each `/`
+    becomes the marker pair `\<\>`, a `.` component (`\>.\<`) is emptied, an empty component
+    (`\>\<`) disappears, and each pair left is one `/` again. With `escape`, backslashes in the
+    text are written as `\e` first (and restored last) so no marker can occur in it; without,
+    the text must hold no backslash.
+    """
+    sql = f"'/' || {text} || '/'"
+    if escape:
+        sql = f"replace({sql}, '\\', '\\e')"
+    sql = f"replace({sql}, '/', '\\<\\>')"
+    sql = f"replace({sql}, '\\>.\\<', '\\>\\<')"
+    sql = f"replace({sql}, '\\>\\<', '')"
+    sql = f"replace({sql}, '\\<\\>', '/')"
+    if escape:
+        sql = f"replace({sql}, '\\e', '\\')"
+    return f"rtrim({sql}, '/')"
+
+
+_PATH: Final = "p.plex_path"
+# A POSIX path as components; a drive or UNC path's components after its first two characters;
+# a POSIX remainder split again on backslashes (for a Windows local prefix).
+_POSIX_COMPONENTS: Final = _components(_PATH, escape=True)
+_WINDOWS_COMPONENTS: Final = _components(f"replace(substr({_PATH}, 3), '\\', '/')", escape=False)
+_REST_AS_WINDOWS: Final = _components(
+    "replace(substr(x.posix_key, length(m.match_prefix) + 2), '\\', '/')", escape=False
+)
+
+# The rules are engine/paths.py's (its docstring lists them); tests/reliability checks that the
+# two agree on every input. Plain SQL only: other tools read this view with a stock sqlite3.
+#
+# `x` gives each part two keys: `posix_key`, its components as a POSIX path (`/a/b`, empty for
+# `/`), and `windows_key`, as a drive (`D:/a`, `D:` for `D:\`) or UNC (`//srv/share/a`) path
+# with `/` separators; NULL when the path is not of that style or holds NUL. Paths without
+# `//`, `/.` or a trailing `/` are already POSIX keys. DISTINCT is a no-op (rows carry p.id)
+# that stops SQLite from flattening `x` into the outer query, which would compute a key once
+# per use instead of once per part; WHERE terms on its columns are still pushed into it.
+#
+# A mapping matches when its `match_prefix` (ASCII-lowered for a Windows-style Plex prefix,
+# compared NOCASE: never lower(), which an ICU build folds beyond ASCII) is the key or the
+# key's leading components; the longest `match_prefix` wins, ties by its text. `r.rest` is the
+# remainder after it, `/`-separated (`r` has no FROM, so it is never flattened either: the
+# remainder is computed once per row). It is refused (NULL) when a component is `..` or, for a
+# Windows local prefix, when a component is made only of dots and spaces; only a remainder with
+# `/.` or `/ ` can hold such a component.
+_PART_PATHS: Final = f"""
 CREATE VIEW part_paths AS
 SELECT
     x.part_row_id,
@@ -205,47 +256,77 @@ SELECT
     x.part_id,
     x.plex_path,
     x.size,
-    x.mapped_plex_prefix,
-    CASE
-        WHEN x.mapping_id IS NULL THEN NULL
-        WHEN x.rest = '' THEN x.local_prefix
-        WHEN '/' || x.rest || '/' LIKE '%/../%' THEN NULL
-        ELSE x.local_base || x.local_sep || replace(x.rest, '/', x.local_sep)
-    END AS local_path
+    m.plex_prefix AS mapped_plex_prefix,
+    (
+        SELECT CASE
+            WHEN r.rest IS NULL THEN NULL
+            WHEN r.rest = '' THEN m.local_prefix
+            WHEN m.local_sep = '/' THEN
+                CASE WHEN instr('/' || r.rest || '/', '/../') > 0 THEN NULL
+                     ELSE m.local_base || '/' || r.rest END
+            WHEN (instr('/' || r.rest, '/.') > 0 OR instr('/' || r.rest, '/ ') > 0)
+                AND instr(replace(replace('/' || r.rest || '/', '.', ''), ' ', ''), '//') > 0
+                THEN NULL
+            ELSE m.local_base || '\\' || replace(r.rest, '/', '\\')
+        END
+        FROM (
+            SELECT CASE
+                WHEN m.id IS NULL THEN NULL
+                WHEN m.fold_case THEN substr(x.windows_key, length(m.match_prefix) + 2)
+                WHEN m.local_sep = '/' OR instr(x.posix_key, '\\') = 0
+                    THEN substr(x.posix_key, length(m.match_prefix) + 2)
+                ELSE substr({_REST_AS_WINDOWS}, 2)
+            END AS rest
+        ) AS r
+    ) AS local_path
 FROM (
-    SELECT
+    SELECT DISTINCT
         p.id AS part_row_id,
         p.item_id,
         p.server_id,
         p.part_id,
         p.plex_path,
         p.size,
-        m.id AS mapping_id,
-        m.plex_prefix AS mapped_plex_prefix,
-        m.local_prefix,
-        m.local_base,
-        m.local_sep,
-        substr(
-            CASE WHEN m.fold_case THEN replace(p.plex_path, '\', '/') ELSE p.plex_path END,
-            length(m.match_prefix) + 2) AS rest
+        CASE
+            WHEN NOT {_PATH} GLOB '/*' OR instr({_PATH}, char(0)) > 0 THEN NULL
+            WHEN instr({_PATH}, '//') = 0 AND instr({_PATH}, '/.') = 0
+                AND {_PATH} NOT GLOB '*/' THEN {_PATH}
+            ELSE {_POSIX_COMPONENTS}
+        END AS posix_key,
+        CASE
+            WHEN instr({_PATH}, char(0)) > 0 THEN NULL
+            WHEN {_PATH} GLOB '[A-Za-z]:[\\/]*'
+                THEN substr({_PATH}, 1, 2) || {_WINDOWS_COMPONENTS}
+            WHEN {_PATH} GLOB '[\\/][\\/]*'
+                AND NOT {_PATH} GLOB '[\\/][\\/][.?]'
+                AND NOT {_PATH} GLOB '[\\/][\\/][.?][\\/]*'
+                THEN '/' || {_WINDOWS_COMPONENTS}
+        END AS windows_key
     FROM parts AS p
-    LEFT JOIN path_mappings AS m ON m.id = (
-        SELECT m2.id FROM path_mappings AS m2
-        WHERE m2.server_id = p.server_id
-          AND p.plex_path IS NOT NULL
-          AND (
-            (CASE WHEN m2.fold_case THEN replace(lower(p.plex_path), '\', '/')
-                  ELSE p.plex_path END) = m2.match_prefix
-            OR substr(
-                CASE WHEN m2.fold_case THEN replace(lower(p.plex_path), '\', '/')
-                     ELSE p.plex_path END,
-                1, length(m2.match_prefix) + 1) = m2.match_prefix || '/'
-          )
-        ORDER BY length(m2.match_prefix) DESC
-        LIMIT 1
-    )
-) AS x;
+) AS x
+LEFT JOIN path_mappings AS m ON m.id = (
+    SELECT m2.id FROM path_mappings AS m2
+    WHERE m2.server_id = x.server_id
+      AND CASE WHEN m2.fold_case
+            THEN substr(x.windows_key || '/', 1, length(m2.match_prefix) + 1)
+                 = (m2.match_prefix || '/') COLLATE NOCASE
+            ELSE substr(x.posix_key || '/', 1, length(m2.match_prefix) + 1)
+                 = m2.match_prefix || '/'
+          END
+    ORDER BY length(m2.match_prefix) DESC, m2.match_prefix
+    LIMIT 1
+)
+"""
 
+VIEWS: Final = (
+    r"""
+DROP VIEW IF EXISTS part_paths;
+DROP VIEW IF EXISTS catalog_items;
+DROP VIEW IF EXISTS library_counts;
+"""
+    + _PART_PATHS
+    + ";\n"
+    + r"""
 CREATE VIEW catalog_items AS
 SELECT
     s.machine_identifier,
@@ -277,6 +358,7 @@ LEFT JOIN items AS i
     ON i.library_id = l.id AND i.kind IN ('movie', 'episode')
 GROUP BY l.id;
 """
+)
 
 
 def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
@@ -299,6 +381,7 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _script(_V3),
     _script(_V4),
     _script(_V5),
+    _script(_V6),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
