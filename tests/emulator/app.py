@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 import re
 import socket
 import struct
@@ -160,6 +161,7 @@ class PlexEmulator:
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.on_response_prepare.append(self._stamp_date)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
@@ -167,6 +169,10 @@ class PlexEmulator:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
         return self
+
+    async def _stamp_date(self, _request: web.Request, response: web.StreamResponse) -> None:
+        """Date every answer by the server's own clock, as Plex does (its `updatedAt` too)."""
+        response.headers["Date"] = formatdate(self.server.now(), usegmt=True)
 
     async def stop(self) -> None:
         """Stop serving; hung and slow requests end at once."""

@@ -8,7 +8,12 @@ import pytest
 
 from custom_components.retrovue.engine.plex import PlexClient
 from custom_components.retrovue.engine.store import Catalog, StoredItem
-from custom_components.retrovue.engine.sync import prepare_server, sync_library
+from custom_components.retrovue.engine.sync import (
+    UPDATED_SINCE_MARGIN,
+    light_window_start,
+    prepare_server,
+    sync_library,
+)
 from custom_components.retrovue.engine.sync.policy import ExpandReason, expansion_reason
 from tests.emulator import EmuServer
 
@@ -72,3 +77,49 @@ async def test_a_run_logs_and_counts_why_it_expanded_each_show(
     assert summary.expanded == {"deep": len(shows)}
     summary = await sync_library(client, catalog, server, "2")
     assert summary.expanded == {}
+
+
+@pytest.mark.parametrize(
+    ("light_since", "newest_stored", "expected"),
+    [
+        (10_000, 50_000, 10_000 - UPDATED_SINCE_MARGIN),  # the server's clock wins
+        (None, 50_000, 50_000 - UPDATED_SINCE_MARGIN),  # never recorded: the stored newest
+        (None, None, None),  # nothing stored: no window (a full listing)
+        (100, None, 0),  # never before the epoch
+    ],
+)
+def test_where_a_light_run_starts_listing(
+    light_since: int | None, newest_stored: int | None, expected: int | None
+) -> None:
+    assert light_window_start(light_since, newest_stored) == expected
+
+
+async def test_light_runs_stay_flat_after_a_bulk_metadata_refresh(
+    emu_server: EmuServer, client: PlexClient, catalog: Catalog
+) -> None:
+    """Every item shares one recent updatedAt (as after "refresh all metadata")."""
+    start = emu_server.now()
+    emu_server.clock = lambda: start
+    await sync_all(client, catalog)
+    for item in list(emu_server.items.values()):
+        emu_server.change_item(item.rating_key, updated_at=start)
+    emu_server.clock = lambda: start + 60
+    _, first = await sync_all(client, catalog)  # lists what the refresh touched
+    assert sum(summary.processed for summary in first) > 0
+    # The next run still lists them (its window opens a margin before the last run began);
+    # from then on the window starts past them, and light runs list nothing again.
+    emu_server.clock = lambda: start + 2 * UPDATED_SINCE_MARGIN
+    _, second = await sync_all(client, catalog)
+    emu_server.clock = lambda: start + 4 * UPDATED_SINCE_MARGIN
+    _, third = await sync_all(client, catalog)
+    emu_server.clock = lambda: start + 6 * UPDATED_SINCE_MARGIN
+    _, fourth = await sync_all(client, catalog)
+    for later in (third, fourth):
+        assert [summary.processed for summary in later] == [0, len(_shows(emu_server))]
+    assert [summary.requests for summary in fourth] == [summary.requests for summary in third]
+    assert sum(s.requests for s in third) < sum(s.requests for s in second)
+    assert all(summary.changed == 0 for summary in (*second, *third, *fourth))
+
+
+def _shows(server: EmuServer) -> list[str]:
+    return [str(item.rating_key) for item in server.items.values() if item.type == "show"]

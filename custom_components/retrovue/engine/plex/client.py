@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 import logging
 from typing import Any, Final, Self
 from urllib.parse import quote, urlsplit
@@ -163,6 +164,8 @@ class PlexClient:
         self.page_size = page_size
         self.name = name or netloc
         self.requests: Counter[str] = Counter()
+        # The server's clock (epoch seconds) from the `Date` header of its latest answer.
+        self.server_time: int | None = None
         self._headers = {
             "Accept": "application/json",
             "X-Plex-Client-Identifier": client_identifier,
@@ -343,6 +346,15 @@ class PlexClient:
                 )
                 await self._sleep(delay)
 
+    def _note_server_time(self, date: str | None) -> None:
+        """Keep the server's clock from a `Date` header (HTTP date), if it can be read."""
+        if not date:
+            return
+        try:
+            self.server_time = int(parsedate_to_datetime(date).timestamp())
+        except (TypeError, ValueError, OverflowError):
+            return
+
     async def _get_once[T](
         self,
         endpoint: str,
@@ -380,6 +392,7 @@ class PlexClient:
                     )
                 body = await response.read()
                 content_type = response.headers.get("Content-Type")
+                self._note_server_time(response.headers.get("Date"))
         except PlexError:
             raise
         except _RetryError:

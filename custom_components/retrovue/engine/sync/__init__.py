@@ -525,6 +525,7 @@ def _finalize(
     remap: bool,
     full_listing: bool,
     check_missing: bool,
+    light_since: int | None,
 ) -> tuple[int, int]:
     with store.transaction():
         if remap:
@@ -549,6 +550,7 @@ def _finalize(
             deep=ctx.deep,
             mappings_digest=mappings_digest,
             full_listing=full_listing,
+            light_since=light_since,
         )
     return missing, deleted
 
@@ -582,6 +584,17 @@ class _RunSetup:
     last_full_listing_at: int | None
 
 
+def light_window_start(light_since: int | None, newest_stored: int | None) -> int | None:
+    """Return the `updatedAt` from which a light run lists changes, or None for no window.
+
+    The server's clock when the last successful run began (`light_since`) is where the window
+    starts; a catalog that never recorded it falls back to the newest stored `updatedAt`.
+    Either way UPDATED_SINCE_MARGIN is taken off for changes Plex commits late.
+    """
+    start = light_since if light_since is not None else newest_stored
+    return None if start is None else max(start - UPDATED_SINCE_MARGIN, 0)
+
+
 def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _RunSetup:
     library = next(
         (lib for lib in store.libraries(server_id) if lib.section_key == section_key), None
@@ -592,8 +605,12 @@ def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _R
         library_id=library.id,
         mappings_digest=library.mappings_digest,
         mappings=store.path_mappings(server_id),
-        watermark=store.watermark(library.id, ("season", "episode")),
-        movie_watermark=store.watermark(library.id, ("movie",)),
+        watermark=light_window_start(
+            library.light_since, store.watermark(library.id, ("season", "episode"))
+        ),
+        movie_watermark=light_window_start(
+            library.light_since, store.watermark(library.id, ("movie",))
+        ),
         last_full_listing_at=library.last_full_listing_at,
     )
 
@@ -799,6 +816,8 @@ class _LibraryRun:
         self.incomplete: list[str] = []
         self.logged_problems = 0
         self.watermark: int | None = None
+        # The server's clock before this run's first request (see `light_window_start`).
+        self.light_since = client.server_time
         self.full_listing = True
         # Every movie, or every show with all its seasons and episodes, was listed.
         self.whole_library = False
@@ -867,6 +886,7 @@ class _LibraryRun:
                 mappings_digest != setup.mappings_digest,
                 self.full_listing,
                 check_missing,
+                self.light_since,
             )
             self.summary.missing_promoted = missing
             self.summary.deleted_promoted = deleted
@@ -1051,7 +1071,7 @@ class _LibraryRun:
             and self.ctx.now - setup.last_full_listing_at < FULL_LISTING_MAX_AGE
         )
         if not self.deep and recent and setup.movie_watermark is not None:
-            since = {"updatedAt>>": str(max(setup.movie_watermark - UPDATED_SINCE_MARGIN, 0))}
+            since = {"updatedAt>>": str(setup.movie_watermark)}
             listing = self.client.section_items(self.section.key, PlexType.MOVIE, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
                 await self._apply(_merged(batch))
@@ -1147,7 +1167,7 @@ class _LibraryRun:
         """
         if self.watermark is None:
             return
-        since = {"updatedAt>>": str(max(self.watermark - UPDATED_SINCE_MARGIN, 0))}
+        since = {"updatedAt>>": str(self.watermark)}
         for plex_type in (PlexType.SEASON, PlexType.EPISODE):
             listing = self.client.section_items(self.section.key, plex_type, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
