@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Final, NamedTuple, Self
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from . import shapes
 from .faults import STATUS_FAULTS, Fault, FaultKind, FaultSet
@@ -159,9 +160,8 @@ class PlexEmulator:
         if self._runner is not None:
             return self
         self._stopping = asyncio.Event()
-        app = web.Application()
+        app = web.Application(middlewares=[self._stamp_date])
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        app.on_response_prepare.append(self._stamp_date)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
@@ -170,9 +170,12 @@ class PlexEmulator:
         self._port = int(runner.addresses[0][1])
         return self
 
-    async def _stamp_date(self, _request: web.Request, response: web.StreamResponse) -> None:
+    @web.middleware
+    async def _stamp_date(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Date every answer by the server's own clock, as Plex does (its `updatedAt` too)."""
+        response = await handler(request)
         response.headers["Date"] = formatdate(self.server.now(), usegmt=True)
+        return response
 
     async def stop(self) -> None:
         """Stop serving; hung and slow requests end at once."""
