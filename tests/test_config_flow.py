@@ -109,6 +109,21 @@ async def test_user_flow(hass: HomeAssistant, plex: PlexEmulator, plex_server: E
     assert result["result"].unique_id == plex_server.machine_identifier
 
 
+@pytest.mark.usefixtures("mock_setup_entry")
+async def test_user_info_in_the_url_is_not_kept(hass: HomeAssistant, plex: PlexEmulator) -> None:
+    """Plex authenticates with the token: a `user:pass@` would only be stored and shown."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with_user = plex.url.replace("http://", "http://someone:secret@")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _user_input(plex, url=with_user)
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_LIBRARIES: ["1"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == plex.url
+
+
 @pytest.mark.parametrize(
     ("changes", "fault", "expected_errors"),
     [
