@@ -818,6 +818,74 @@ class EmuServer:
         self._touch(item.section_key)
         return part
 
+    def take_item(self, rating_key: int | str) -> list[EmuItem]:
+        """Remove an item and everything under it, and return them (the item first).
+
+        Like `remove_item`; `restore_items` puts them back with the same ratingKeys, as Plex
+        lists items again when the share holding their files comes back.
+        """
+        item = self.item(rating_key)
+        taken = [item]
+        for taken_item in taken:
+            taken.extend(self.items[rk] for rk in taken_item.children)
+        self.remove_item(item.rating_key)
+        return taken
+
+    def restore_items(self, items: list[EmuItem], *, bump_updated_at: bool = False) -> None:
+        """Put back what `take_item` returned; its parent must be there.
+
+        `bump_updated_at` moves every restored item's `updatedAt` (Plex scanned them again).
+        """
+        root = items[0]
+        if any(item.rating_key in self.items for item in items):
+            raise ValueError(f"{root!r} is there already")
+        if root.parent_rk is not None and root.parent_rk not in self.items:
+            raise ValueError(f"the parent of {root!r} is gone")
+        for item in items:
+            if bump_updated_at:
+                item.updated_at = max(self.now(), item.updated_at + 1)
+            if item is not root:
+                self.items[item.rating_key] = item
+        self._register(root)
+        self._touch(root.section_key)
+
+    def move_episode(
+        self,
+        episode_rk: int | str,
+        season_rk: int | str,
+        index: int | None = None,
+        *,
+        bump_updated_at: bool = True,
+    ) -> EmuItem:
+        """Move an episode to another season of its show (as after fixing its file's name).
+
+        `index` defaults to one past the target season's last episode. Plex re-matches the
+        episode and bumps its `updatedAt` (`bump_updated_at=False` leaves it, like a quieter
+        server would); the show's and seasons' own `updatedAt` stay. The Part stays as it is.
+        """
+        episode = self.item(episode_rk)
+        season = self.item(season_rk)
+        if episode.type != EPISODE:
+            raise ValueError(f"{episode!r} is not an episode")
+        if season.type != SEASON:
+            raise ValueError(f"{season!r} is not a season")
+        source = self.items[episode.parent_rk or -1]
+        if source.rating_key == season.rating_key:
+            raise ValueError(f"{episode!r} is in {season!r} already")
+        if source.parent_rk != season.parent_rk:
+            raise ValueError(f"{season!r} belongs to another show")
+        source.children.remove(episode.rating_key)
+        if index is None:
+            index = max((self.items[rk].index or 0 for rk in season.children), default=0) + 1
+        episode.index = index
+        episode.parent_rk = season.rating_key
+        season.children.append(episode.rating_key)
+        self._sort_children(season)
+        if bump_updated_at:
+            episode.updated_at = max(self.now(), episode.updated_at + 1)
+        self._touch(episode.section_key)
+        return episode
+
     def set_watch_state(
         self,
         rating_key: int | str,

@@ -310,7 +310,10 @@ def _apply_page(
     """
     unchanged = page.unchanged
     result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
-    rows, unbuildable = _build_rows(ctx, page.items)
+    # A paged listing can repeat an item when Plex inserts one before the offset it reached;
+    # the last copy stands (inserting both would break the catalog's unique key).
+    items = list({item.rating_key: item for item in page.items}.values())
+    rows, unbuildable = _build_rows(ctx, items)
     if unbuildable:
         page = replace(page, problems=(*page.problems, *unbuildable))
     inserts: list[_Row] = []
@@ -327,13 +330,15 @@ def _apply_page(
         if old.source_digest != row.item.source_digest:
             # Same content, other entry (watch state, or fields the catalog ignores).
             sources.append((old.id, row.item.source_digest))
+        # State and watch state are written independently: an item coming back with
+        # another watch state gets both (its entry then matches its source digest).
         if old.state != row.state:
             states.append((old.id, row.state))
             if old.state not in PRESENT_STATES:
                 result.returned += 1
-        elif old.watch != row.watch:
+        if old.watch != row.watch:
             watches.append((old.id, row.watch))
-        else:
+        if old.state == row.state and old.watch == row.watch:
             result.skipped += 1
 
     with store.transaction():
@@ -1115,7 +1120,9 @@ class _LibraryRun:
             for show_key, counts in (
                 await self.catalog.call(CatalogStore.drifted_shows, self.ctx.library_id)
             ).items():
-                if show_key not in expand:
+                # Only shows this run's listing returned: one gone since is judged by the
+                # finalize, not expanded into a 404.
+                if show_key not in expand and show_key in self.seen:
                     LOGGER.debug(
                         "%s: expanding show [ratingKey %s]: %s (childCount %d, leafCount %d "
                         "against the episodes stored)",
@@ -1172,11 +1179,17 @@ class _LibraryRun:
             listing = self.client.section_items(self.section.key, plex_type, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
                 page = _merged(batch)
-                if expanding:
-                    page = replace(
-                        page,
-                        items=tuple(i for i in page.items if _show_key(i) not in expanding),
-                    )
+                # Entries of shows this run's show listing did not return (Plex added the
+                # show since) wait for the run that lists the show; entries of shows the run
+                # expands are left to that expansion.
+                page = replace(
+                    page,
+                    items=tuple(
+                        i
+                        for i in page.items
+                        if _show_key(i) in self.seen and _show_key(i) not in expanding
+                    ),
+                )
                 await self._apply(page)
             if not listing.stats.complete:
                 self.incomplete.append("recently-updated listing ended early")
@@ -1232,7 +1245,7 @@ class _LibraryRun:
         short_shows: list[str] = []
 
         async def store_batch() -> None:
-            if not batch:
+            if not batch and not batch_shows and not short_shows:
                 return
             await self._apply(_merged(batch), hydrated=list(batch_shows))
             self.expanded.update(batch_shows, short_shows)
