@@ -178,7 +178,7 @@ ALTER TABLE libraries ADD COLUMN last_full_listing_at INTEGER;
 # --- version 5: a digest of the entry as Plex sent it; indexes for light runs ---------------
 
 # `source_digest` lets a full listing skip unchanged entries before parsing them (see
-# engine/sync.py). The updatedAt index answers a run's watermark without a scan; the wider
+# engine/sync/). The updatedAt index answers a run's watermark without a scan; the wider
 # show index counts a show's present episodes (drift check) from the index alone.
 _V5: Final = """
 ALTER TABLE items ADD COLUMN source_digest BLOB;
