@@ -20,8 +20,9 @@ from custom_components.retrovue.engine.store import (
     SchemaError,
     catalog as catalog_module,
 )
-from custom_components.retrovue.engine.sync import prepare_server, refresh_items
-from tests.emulator import EmuServer, PlexEmulator
+from custom_components.retrovue.engine.sync import prepare_server
+from tests.catalog_probe import on_catalog_thread
+from tests.emulator import EmuServer
 
 from .helpers import rows, states, sync_all
 
@@ -236,7 +237,11 @@ async def test_worker_thread_is_not_the_loop_thread(catalog: Catalog) -> None:
     def where(_store: CatalogStore) -> str:
         return threading.current_thread().name
 
-    assert (await catalog.call(where)).startswith("retrovue_catalog")
+    assert (await on_catalog_thread(catalog, where)).startswith("retrovue_catalog")
+    # The catalog runs only the store's own code: a caller cannot bring its own.
+    with pytest.raises(TypeError, match="not an operation of the catalog store"):
+        await catalog.call(where)
+    assert [tuple(row) for row in await catalog.call(CatalogStore.query, "SELECT 1")] == [(1,)]
 
 
 MAPPING_CASES = [
@@ -288,7 +293,7 @@ async def test_part_paths_view_refuses_escapes(catalog: Catalog) -> None:
                     (server_id, index, path),
                 )
 
-    await catalog.call(setup)
+    await on_catalog_thread(catalog, setup)
     found = dict(await rows(catalog, "SELECT plex_path, local_path FROM part_paths"))
     assert found == {
         "/media/tv/../../etc/passwd": None,
@@ -344,38 +349,6 @@ async def test_item_without_parts_is_unavailable(
     ] == "UNAVAILABLE"
 
 
-async def test_refresh_items_uses_the_same_upsert(
-    emu_server: EmuServer, emulator: PlexEmulator, client: PlexClient, catalog: Catalog
-) -> None:
-    server, _ = await sync_all(client, catalog)
-    movie = next(i for i in emu_server.items.values() if i.type == "movie")
-    show = next(i for i in emu_server.items.values() if i.type == "show")
-    emu_server.change_item(movie.rating_key, title="Refreshed Movie")
-    added = emu_server.add_episodes(show.rating_key, 1)
-    emulator.counters.clear()
-
-    server = await prepare_server(client, catalog)
-    summary = await refresh_items(
-        client, catalog, server, [str(movie.rating_key), str(show.rating_key), "999999"]
-    )
-
-    assert summary.not_found == ["999999"]
-    # The movie, the new episode, and the show's and season's new leafCount.
-    assert summary.changed == 4
-    found = await states(catalog, emu_server.machine_identifier)
-    assert found[str(added[0].rating_key)] == "ACTIVE"
-    title = await rows(
-        catalog, "SELECT title FROM items WHERE rating_key = ?", str(movie.rating_key)
-    )
-    assert title == [("Refreshed Movie",)]
-    assert emulator.counters["section_all"] == 0
-    runs = await rows(catalog, "SELECT kind, status FROM sync_runs WHERE id = ?", summary.run_id)
-    assert runs == [("refresh", "ok")]
-    # The next light sync finds nothing left to do for that show.
-    _, summaries = await sync_all(client, catalog)
-    assert summaries[1].expanded_shows == 0
-
-
 async def test_steady_prepare_and_sync_write_nothing(
     emu_server: EmuServer, client: PlexClient, catalog: Catalog
 ) -> None:
@@ -384,9 +357,9 @@ async def test_steady_prepare_and_sync_write_nothing(
     def changes(store: CatalogStore) -> int:
         return store.conn.total_changes
 
-    before = await catalog.call(changes)
+    before = await on_catalog_thread(catalog, changes)
     first = await prepare_server(client, catalog)
-    assert await catalog.call(changes) == before
+    assert await on_catalog_thread(catalog, changes) == before
     # A new server name is recorded; the id stays.
     emu_server.friendly_name = "Renamed Plex"
     emu_server.invalidate()

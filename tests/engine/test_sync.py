@@ -15,6 +15,7 @@ from custom_components.retrovue.engine.sync import (
     prepare_server,
     sync_library,
 )
+from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
 
 from .conftest import TOKEN
@@ -624,7 +625,9 @@ async def test_rows_without_source_digests_are_parsed_and_not_rewritten(
 ) -> None:
     # As after the upgrade to schema v5: no row has a source digest yet.
     await sync_all(client, catalog)
-    await catalog.call(lambda store: store.conn.execute("UPDATE items SET source_digest = NULL"))
+    await on_catalog_thread(
+        catalog, lambda store: store.conn.execute("UPDATE items SET source_digest = NULL")
+    )
     changed_runs = await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id")
 
     _, deep = await sync_all(client, catalog, deep=True)
@@ -644,10 +647,11 @@ async def test_digests_of_an_older_version_are_refreshed_not_counted_as_changes(
     # so no row is reported changed and no show is expanded again.
     await sync_all(client, catalog)
     digests = await rows(catalog, "SELECT id, digest FROM items ORDER BY id")
-    await catalog.call(
+    await on_catalog_thread(
+        catalog,
         lambda store: store.conn.execute(
             "UPDATE items SET digest = 'older' || id, source_digest = NULL"
-        )
+        ),
     )
     changed_runs = await rows(catalog, "SELECT id, changed_run_id FROM items ORDER BY id")
 
@@ -707,10 +711,10 @@ async def test_changes_rewrite_only_the_columns_parts_and_guids_that_changed(
     emu_server.change_item(reguided, ext_guids=("imdb://tt0000042", "tmdb://42"))
     new_part = emu_server.replace_file(refiled)
     statements: list[str] = []
-    await catalog.call(lambda store: store.conn.set_trace_callback(statements.append))
+    await on_catalog_thread(catalog, lambda store: store.conn.set_trace_callback(statements.append))
 
     _, summaries = await sync_all(client, catalog, deep=True)
-    await catalog.call(lambda store: store.conn.set_trace_callback(None))
+    await on_catalog_thread(catalog, lambda store: store.conn.set_trace_callback(None))
 
     assert [(s.status, s.changed) for s in summaries] == [("ok", 3), ("ok", 0)]
     assert await stored_items(catalog, emu_server.machine_identifier) == expected_items(emu_server)

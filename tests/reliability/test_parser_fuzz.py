@@ -20,7 +20,7 @@ import pytest
 from custom_components.retrovue.engine.paths import PathMapper
 from custom_components.retrovue.engine.plex.models import ItemKind, Page
 from custom_components.retrovue.engine.plex.parse import BodyError, parse_listing
-from custom_components.retrovue.engine.sync import build_row
+from custom_components.retrovue.engine.store.rows import build_row
 from tests.emulator import generate_server
 from tests.emulator.render import Node, render
 from tests.emulator.shapes import container, item_node

@@ -17,6 +17,7 @@ from custom_components.retrovue.engine.plex.models import ItemKind
 from custom_components.retrovue.engine.plex.parse import parse_listing
 from custom_components.retrovue.engine.store import Catalog, CatalogError, CatalogStore
 from custom_components.retrovue.engine.sync import prepare_server, sync_library
+from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
 from tests.engine.helpers import rows, states, sync_all
 from tests.reliability.invariants import assert_invariants
@@ -148,7 +149,7 @@ async def test_finalize_keeps_parents_of_seen_children(
         store.finish_run(run_id, "ok", {}, None, 100)
         return missing
 
-    assert await catalog.call(finalize) == 1
+    assert await on_catalog_thread(catalog, finalize) == 1
     found = await states(catalog, library.machine_identifier)
     # The show and the season hold a seen episode; the unseen episode goes missing.
     assert (found[show], found[season], found[str(kept)], found[str(gone)]) == (
@@ -181,7 +182,7 @@ async def test_a_child_stored_under_a_missing_parent_revives_it(
         store.conn.execute("UPDATE sync_runs SET status = 'ok'")
         return broken, revived, store.invariant_violations()
 
-    broken, revived, after = await catalog.call(break_and_mend)
+    broken, revived, after = await on_catalog_thread(catalog, break_and_mend)
     assert any(f"show {show} is MISSING" in problem for problem in broken), broken
     assert revived == 2
     assert after == []
@@ -221,7 +222,9 @@ async def test_an_unexpected_fault_fails_the_run_and_is_not_raised(
     client: PlexClient, catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await prepare_server(client, catalog)
-    with patch("custom_components.retrovue.engine.sync._build_rows", side_effect=KeyError("boom")):
+    with patch(
+        "custom_components.retrovue.engine.store.writes.build_rows", side_effect=KeyError("boom")
+    ):
         summary = await sync_library(client, catalog, server, "1")
     assert summary.status == "failed"
     assert summary.error == "internal error: KeyError: 'boom'"

@@ -62,6 +62,7 @@ from custom_components.retrovue.engine.plex import PlexClient
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.engine.store.catalog import PRESENT_STATES
 from custom_components.retrovue.engine.sync import SyncSummary, prepare_server, sync_library
+from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EPISODE, MOVIE, SEASON, SHOW, EmuItem, EmuServer, PlexEmulator
 from tests.engine.helpers import expected_items, expected_parts, stored_items
 from tests.reliability.invariants import assert_invariants
@@ -615,8 +616,8 @@ class CatalogStateMachine(RuleBasedStateMachine):
             assert not failed, outcomes
         assert self.catalog is not None
         self.run(assert_invariants(self.catalog))
-        stored = self.run(self.catalog.call(_catalog_items))
-        parts = self.run(self.catalog.call(_catalog_parts))
+        stored = self.run(on_catalog_thread(self.catalog, _catalog_items))
+        parts = self.run(on_catalog_thread(self.catalog, _catalog_parts))
         # No false MISSING: a run never takes away an item Plex serves, and what Plex served
         # all along (never unplugged since the catalog last held it present) stays present.
         false_missing = {
@@ -787,7 +788,7 @@ async def test_a_show_left_without_seasons_has_them_judged_by_a_light_sync(tmp_p
 
             assert summary.status == "ok"
             await assert_invariants(catalog)
-            found = await catalog.call(_catalog_items)
+            found = await on_catalog_thread(catalog, _catalog_items)
             assert {rk: row[-1] for rk, row in found.items()} == {
                 str(emptied.rating_key): "ACTIVE",
                 str(season.rating_key): "MISSING",
@@ -837,7 +838,7 @@ async def test_a_show_removed_during_a_sectionwide_expansion_goes_missing_next_r
 
             assert (light.status, light.error) == ("ok", None)
             await assert_invariants(catalog)
-            found = await catalog.call(_catalog_items)
+            found = await on_catalog_thread(catalog, _catalog_items)
             assert {rk for rk, row in found.items() if row[-1] == "MISSING"} == gone_keys
     finally:
         await catalog.close()
@@ -884,7 +885,7 @@ async def test_episodes_of_a_show_added_mid_run_wait_for_its_listing(
 
                 assert summary.status == "ok"
                 await assert_invariants(catalog)
-                found = await catalog.call(_catalog_items)
+                found = await on_catalog_thread(catalog, _catalog_items)
                 present = {rk for rk, row in found.items() if row[-1] in PRESENT_STATES}
                 assert present == {str(rk) for rk in server.items}, deep
     finally:
@@ -957,7 +958,7 @@ async def test_an_item_coming_back_watched_keeps_its_new_watch_state(tmp_path: P
             summary = await sync_library(client, catalog, context, MOVIES, deep=True, clock=clock)
 
             assert summary.status == "ok"
-            row = (await catalog.call(_catalog_items))[str(movie.rating_key)]
+            row = (await on_catalog_thread(catalog, _catalog_items))[str(movie.rating_key)]
             assert (row[-1], row[13], row[14]) == ("ACTIVE", 1, movie.last_viewed_at)
     finally:
         await catalog.close()

@@ -1,7 +1,7 @@
 """SQLite catalog: schema, migrations, queries and read views."""
 
+from ..states import PRESENT_STATES, ItemState, RunStatus
 from .catalog import (
-    PRESENT_STATES,
     Catalog,
     CatalogError,
     CatalogStore,
@@ -16,7 +16,9 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogStore",
+    "ItemState",
     "LibraryRow",
+    "RunStatus",
     "SchemaError",
     "StoredItem",
 ]

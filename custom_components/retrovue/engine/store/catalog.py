@@ -2,7 +2,10 @@
 
 `CatalogStore` is synchronous and must only be used from the thread that opened it.
 `Catalog` owns that thread and is what asyncio code uses: `await catalog.call(fn, ...)` runs
-`fn(store, ...)` on the worker, so sqlite3 never runs on the event loop.
+`fn(store, ...)` on the worker, so sqlite3 never runs on the event loop. `fn` must be the
+store's own code (a `CatalogStore` method, or a function of `engine/store/`, such as
+`writes.apply_page`): callers choose an operation, they never bring one, so every statement that
+touches the file is in this package.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ import msgspec
 
 from ..paths import PathMapping, view_columns
 from ..plex.models import Section, ServerIdentity
+from ..states import PRESENT_STATES, RunStatus
 from .reads import CatalogReads
 from .schema import SCHEMA_VERSION, SchemaError, migrate
 
 LOGGER = logging.getLogger(__name__)
 
-PRESENT_STATES: Final = ("ACTIVE", "REMOTE_ONLY", "UNAVAILABLE")
 ITEM_KINDS: Final = ("movie", "show", "season", "episode")
 # SQLite 3.32+ allows 32766 bound variables; stay well below.
 _CHUNK: Final = 5000
@@ -551,14 +554,19 @@ class CatalogStore(CatalogReads):
             row = conn.execute(
                 """
                 INSERT INTO sync_runs (server_id, library_id, kind, started_at, status, deep)
-                VALUES (?, ?, ?, ?, 'running', ?) RETURNING id
+                VALUES (?, ?, ?, ?, ?, ?) RETURNING id
                 """,
-                (server_id, library_id, kind, now, int(deep)),
+                (server_id, library_id, kind, now, RunStatus.RUNNING, int(deep)),
             ).fetchone()
         return int(row[0])
 
     def finish_run(
-        self, run_id: int, status: str, counts: dict[str, int], error: str | None, now: int
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: dict[str, int],
+        error: str | None,
+        now: int,
     ) -> None:
         """Record how a sync run ended."""
         with self.transaction() as conn:
@@ -589,9 +597,9 @@ class CatalogStore(CatalogReads):
         """Mark runs left 'running' by a crash as failed; return how many."""
         with self.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE sync_runs SET status = 'failed', finished_at = ?, "
-                "error = 'interrupted' WHERE status = 'running'",
-                (now,),
+                "UPDATE sync_runs SET status = ?, finished_at = ?, "
+                "error = 'interrupted' WHERE status = ?",
+                (RunStatus.FAILED, now, RunStatus.RUNNING),
             )
         return cursor.rowcount
 
@@ -953,26 +961,31 @@ class CatalogStore(CatalogReads):
         ).rowcount
         return missing
 
-    def drifted_shows(self, library_id: int) -> dict[str, tuple[int, int]]:
-        """Return hydrated shows whose present episodes differ in number from their leafCount.
+    def drifted_shows(self, library_id: int) -> dict[str, tuple[int, int, int]]:
+        """Return the present shows that `policy.drifted` picks, in one query.
 
-        Maps each to its (childCount, leafCount). Each show's count comes from the (library,
-        show, kind, state) index alone.
+        Maps each to its (childCount, leafCount, present episodes stored). Each show's count
+        comes from the (library, show, kind, state) index alone.
         """
         present = _in(len(PRESENT_STATES))
         rows = self.conn.execute(
             f"""
-            SELECT s.rating_key, s.child_count, s.leaf_count FROM items AS s
-            WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
-              AND s.state IN ({present})
-              AND COALESCE(s.leaf_count, 0) != (
-                  SELECT COUNT(*) FROM items AS e
-                  WHERE e.library_id = s.library_id AND e.show_key = s.rating_key
-                    AND e.kind = 'episode' AND e.state IN ({present}))
+            SELECT rating_key, child_count, leaf_count, episodes FROM (
+                SELECT s.rating_key, s.child_count, s.leaf_count, (
+                    SELECT COUNT(*) FROM items AS e
+                    WHERE e.library_id = s.library_id AND e.show_key = s.rating_key
+                      AND e.kind = 'episode' AND e.state IN ({present})) AS episodes
+                FROM items AS s
+                WHERE s.library_id = ? AND s.kind = 'show' AND s.children_hydrated = 1
+                  AND s.state IN ({present}))
+            WHERE COALESCE(leaf_count, 0) != episodes
             """,
-            (library_id, *PRESENT_STATES, *PRESENT_STATES),
+            (*PRESENT_STATES, library_id, *PRESENT_STATES),
         ).fetchall()
-        return {str(key): (int(child or 0), int(leaf or 0)) for key, child, leaf in rows}
+        return {
+            str(key): (int(child or 0), int(leaf or 0), int(episodes))
+            for key, child, leaf, episodes in rows
+        }
 
     def short_shows(self, library_id: int, show_keys: Iterable[str]) -> dict[str, str]:
         """Return shows holding fewer present seasons or episodes than their own counts.
@@ -1172,6 +1185,9 @@ def _mapping_row(server_id: int, mapping: PathMapping) -> tuple[Any, ...]:
     )
 
 
+# What `Catalog.call` runs: code of this package only.
+_STORE_PACKAGE: Final = __name__.rpartition(".")[0] + "."
+
 type StoreCall[**P, T] = Callable[Concatenate[CatalogStore, P], T]
 
 
@@ -1209,7 +1225,16 @@ class Catalog:
         return self._store.path
 
     async def call[**P, T](self, fn: StoreCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run `fn(store, *args, **kwargs)` on the worker thread; SQLite errors as CatalogError."""
+        """Run `fn(store, *args, **kwargs)` on the worker thread; SQLite errors as CatalogError.
+
+        TypeError if `fn` is not the store's own code (see the module's docstring).
+        """
+        if not getattr(fn, "__module__", "").startswith(_STORE_PACKAGE):
+            raise TypeError(f"not an operation of the catalog store: {fn!r}")
+        return await self._submit(fn, *args, **kwargs)
+
+    async def _submit[**P, T](self, fn: StoreCall[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run any `fn(store, ...)` on the worker (the store's own code, or a test's probe)."""
         if self._closed:
             raise CatalogError("the catalog is closed")
         loop = asyncio.get_running_loop()

@@ -1,14 +1,23 @@
-"""Digest-based incremental sync of Plex libraries into the catalog.
+"""Digest-based incremental sync of Plex libraries into the catalog: the runs.
 
-Movies: a light run lists what Plex updated since the catalog's newest `updatedAt` and checks
-Plex's movie count against the catalog's; a full listing (with Media/Part, compared by content
-digest) runs when the counts disagree, on deep runs, and at least every FULL_LISTING_MAX_AGE.
-Shows: every run lists the shows; only shows whose digest changed, that were never hydrated,
-that came back, or whose stored episodes no longer match leafCount are expanded — per show
-(children + allLeaves) or by one section-level season and episode listing, whichever handles
-fewer items. Deep runs expand everything. Unchanged rows are never rewritten. Items are marked
-MISSING only after listings that completed fully, and only when Plex, asked for each of them
-by ratingKey (in batches), no longer knows it.
+A run lists, asks `engine.policy` what to do with what it found, and has the store apply the
+answers (`engine/store/writes.py`). What each decision is, and why, is in `engine.policy`:
+
+- Movies (`policy.movie_listing`): a light run lists what Plex updated since the server's clock
+  at the last successful run (minus a margin) and checks Plex's movie count against the
+  catalog's; everything is listed (with Media/Part, compared by content digest) when the counts
+  disagree, on deep runs, and at least every FULL_LISTING_MAX_AGE.
+- Shows (`policy.expansion_reason`): every run lists the shows; a show is expanded when it is
+  new, came back, changed, was never hydrated, drifted from its leafCount (`policy.drifted`),
+  or the run is deep. Expansions are fetched per show or section-wide, whichever handles fewer
+  items (`policy.expansion_fetch`). Each is logged at debug level with its reason and counted
+  in the summary's `expanded`. Unchanged rows are never rewritten.
+- MISSING (`policy.missing_check`, `policy.judged`): only a run whose listings all completed
+  and that listed the whole library may mark anything MISSING. It asks Plex by ratingKey (in
+  batches of METADATA_BATCH) for every present item it did not see and that the rule judges,
+  however many there are; what Plex no longer knows is marked MISSING, what it still knows is
+  applied like a listed item. A failed, partial or aborted run marks nothing and is recorded
+  as failed.
 
 The light pass cannot see a replaced episode file when Plex leaves the episode's and the show's
 `updatedAt`, `childCount` and `leafCount` alone: a deep run (which lists every episode with its
@@ -29,38 +38,35 @@ from collections.abc import (
 )
 import contextlib
 from dataclasses import asdict, dataclass, field, replace
-import hashlib
-from itertools import chain, groupby
 import logging
-import math
-from operator import itemgetter
 import time
 from typing import Any, Final, Literal
 
-import msgspec
-
-from ..paths import PathMapper, PathMapping
+from ..paths import PathMapper
 from ..plex.client import Listing, PlexClient
 from ..plex.errors import PlexAuthError, PlexConnectionError, PlexError
-from ..plex.guids import guid_rows
-from ..plex.models import ItemKind, ItemProblem, Page, PlexItem, PlexType, Section
-from ..store.catalog import CONTENT, PRESENT_STATES, Catalog, CatalogStore, StoredItem
-from .policy import ExpandReason, expansion_reason
+from ..plex.models import ItemKind, Page, PlexType, Section
+from ..policy import (
+    ExpandReason,
+    Fetch,
+    MissingCheck,
+    MovieListing,
+    expansion_fetch,
+    light_listing_holds,
+    missing_check,
+    movie_listing,
+    saw_every_present_item,
+)
+from ..states import RunStatus
+from ..store import writes
+from ..store.catalog import Catalog, CatalogStore
+from ..store.rows import show_key as show_of, values_digest
+from ..store.writes import ApplyContext, Expansion, Finish, PageResult, RunSetup
 
 LOGGER = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_DAYS: Final = 30
 DEFAULT_EXPAND_CONCURRENCY: Final = 4
-# Light runs re-list seasons and episodes updated within this margin below the newest stored
-# `updatedAt`: Plex may commit an item with an older `updatedAt` after a newer one (stragglers
-# older than that are left to the deep sync). Kept short so that a bulk metadata refresh is
-# re-listed once, not on every run.
-UPDATED_SINCE_MARGIN: Final = 600
-# Light runs of a movie library list only what Plex updated, verified by counts; a full
-# listing runs at least this often (seconds) to catch files replaced without an update.
-FULL_LISTING_MAX_AGE: Final = 6 * 3600
-# Choosing how to expand shows: one request costs about as much as handling this many items.
-REQUEST_COST_ITEMS: Final = 20
 # Items a complete listing did not return are confirmed by detail requests, this many per
 # request, however many there are: nothing is marked MISSING that Plex still answers for.
 METADATA_BATCH: Final = 50
@@ -97,7 +103,7 @@ class SyncSummary:
     run_id: int
     deep: bool
     started_at: int
-    status: Literal["running", "ok", "failed"] = "running"
+    status: RunStatus = RunStatus.RUNNING
     processed: int = 0
     changed: int = 0
     skipped: int = 0
@@ -111,7 +117,11 @@ class SyncSummary:
     expanded_shows: int = 0
     # How many shows were expanded for each reason (see `policy.ExpandReason`).
     expanded: dict[str, int] = field(default_factory=dict)
-    strategy: str | None = None
+    # How expansions were fetched (`policy.Fetch`), and how movies were listed
+    # (`policy.MovieListing`) and whether the run could mark MISSING (`policy.MissingCheck`).
+    strategy: Fetch | None = None
+    movie_listing: MovieListing | None = None
+    missing_check: MissingCheck | None = None
     requests: int = 0
     total: int | None = None
     finished_at: int | None = None
@@ -145,479 +155,6 @@ class SyncProgress:
 
 
 type ProgressCallback = Callable[[SyncProgress], None]
-
-
-# --- rows and digests --------------------------------------------------------------------------
-
-
-def _digest(values: tuple[Any, ...]) -> str:
-    # repr() of a tuple of str, int and None is stable across runs and computed in C.
-    return hashlib.blake2b(
-        repr(values).encode("utf-8", "surrogatepass"), digest_size=16
-    ).hexdigest()
-
-
-_MSGPACK: Final = msgspec.msgpack.Encoder()
-
-
-def _content_digest(content: tuple[Any, ...]) -> str:
-    # MessagePack of nested tuples of str, int and None is deterministic and about six times
-    # cheaper than repr(), which was most of the cost of building a row.
-    return hashlib.blake2b(_MSGPACK.encode(content), digest_size=16).hexdigest()
-
-
-class _Row(msgspec.Struct, gc=False):
-    """An item's catalog row, out of the collector's sight like `PlexItem`.
-
-    A cold sync builds one per item, a batch of pages at a time; its tuples hold only scalars.
-    """
-
-    item: PlexItem
-    values: tuple[Any, ...]
-    digest: str
-    state: str
-    watch: tuple[int | None, int | None, int | None, int | None]
-    parts: tuple[tuple[Any, ...], ...]
-
-    def guid_rows(self) -> list[tuple[str, str, str]]:
-        """Return the normalized GUIDs to store (parsed only for rows that are written)."""
-        return guid_rows(self.item.guid, self.item.guids)
-
-
-def _show_key(item: PlexItem) -> str | None:
-    if item.kind is ItemKind.SEASON:
-        return item.parent_rating_key
-    if item.kind is ItemKind.EPISODE:
-        return item.grandparent_rating_key
-    return None
-
-
-def build_row(item: PlexItem, *, server_id: int, library_id: int, mapper: PathMapper) -> _Row:
-    """Turn an item into its catalog row, content digest and state."""
-    parts: list[tuple[Any, ...]] = []
-    for media_index, media in enumerate(item.media):
-        parts.extend(
-            (
-                media_index,
-                part_index,
-                media.id,
-                part.id,
-                part.key,
-                part.file,
-                part.size,
-                part.duration,
-                part.container or media.container,
-                media.video_codec,
-                media.audio_codec,
-                media.audio_channels,
-                media.video_resolution,
-                media.width,
-                media.height,
-                media.bitrate,
-            )
-            for part_index, part in enumerate(media.parts)
-        )
-    values = (
-        server_id,
-        library_id,
-        item.rating_key,
-        item.kind.value,
-        _show_key(item),
-        item.parent_rating_key,
-        item.grandparent_rating_key,
-        item.title,
-        item.parent_title,
-        item.grandparent_title,
-        item.year,
-        item.index,
-        item.parent_index,
-        item.guid,
-        item.duration,
-        item.added_at,
-        item.updated_at,
-        item.originally_available_at,
-        item.child_count,
-        item.leaf_count,
-    )
-    # Content digest: everything stored except watch state, state and the catalog's own ids
-    # (the GUID list as Plex sends it: what is stored is derived from it).
-    digest = _content_digest((values[2:], item.guids, parts))
-    state = _state(item, parts, mapper)
-    watch = (item.view_count, item.last_viewed_at, item.view_offset, item.viewed_leaf_count)
-    return _Row(
-        item,
-        (*values, *watch, state, digest, item.source_digest),
-        digest,
-        state,
-        watch,
-        tuple(parts),
-    )
-
-
-def _state(item: PlexItem, parts: Sequence[tuple[Any, ...]], mapper: PathMapper) -> str:
-    if item.kind in (ItemKind.SHOW, ItemKind.SEASON):
-        return "ACTIVE"
-    files = [part[5] for part in parts if part[5]]
-    return _playable_state(files, mapper)
-
-
-def _playable_state(files: Sequence[str], mapper: PathMapper) -> str:
-    if not files:
-        return "UNAVAILABLE"
-    if mapper.mappings and not any(mapper.resolve(path) is not None for path in files):
-        return "REMOTE_ONLY"
-    return "ACTIVE"
-
-
-# --- applying a page (runs on the catalog worker thread, one transaction) --------------------
-
-
-@dataclass(slots=True)
-class _PageResult:
-    processed: int = 0
-    changed: int = 0
-    skipped: int = 0
-    errors: int = 0
-    returned: int = 0
-    watch_updated: int = 0
-    seen: list[str] = field(default_factory=list)
-    # Shows of this page that need their children listed: rating key → (child, leaf counts),
-    # and why (see `policy.expansion_reason`).
-    expand: dict[str, tuple[int, int]] = field(default_factory=dict)
-    reasons: dict[str, ExpandReason] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    unidentified: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _ApplyContext:
-    server_id: int
-    library_id: int
-    run_id: int
-    now: int
-    deep: bool
-    mapper: PathMapper
-    label: str
-
-
-def _apply_page(
-    store: CatalogStore, ctx: _ApplyContext, page: Page, hydrated: Sequence[str] = ()
-) -> _PageResult:
-    """Compare a page with the catalog and write what changed, in one transaction.
-
-    `Page.unchanged` are rating keys whose entries matched their stored source digest: seen,
-    and left alone. `hydrated` are shows whose children are all stored once this page is.
-    """
-    unchanged = page.unchanged
-    result = _PageResult(processed=len(unchanged), skipped=len(unchanged), seen=[*unchanged])
-    # A paged listing can repeat an item when Plex inserts one before the offset it reached;
-    # the last copy stands (inserting both would break the catalog's unique key).
-    items = list({item.rating_key: item for item in page.items}.values())
-    rows, unbuildable = _build_rows(ctx, items)
-    if unbuildable:
-        page = replace(page, problems=(*page.problems, *unbuildable))
-    inserts: list[_Row] = []
-    updates: list[tuple[StoredItem, _Row]] = []
-    states: list[tuple[int, str]] = []
-    watches: list[tuple[int, tuple[int | None, int | None, int | None, int | None]]] = []
-    dehydrate: list[int] = []
-    sources: list[tuple[int, bytes | None]] = []
-    digests: list[tuple[int, str]] = []
-    errors: list[tuple[str, str]] = []
-    shows: list[tuple[StoredItem | None, _Row]] = []
-
-    def same_content(old: StoredItem, row: _Row) -> None:
-        if old.source_digest != row.item.source_digest:
-            # Same content, other entry (watch state, or fields the catalog ignores).
-            sources.append((old.id, row.item.source_digest))
-        # State and watch state are written independently: an item coming back with
-        # another watch state gets both (its entry then matches its source digest).
-        if old.state != row.state:
-            states.append((old.id, row.state))
-            if old.state not in PRESENT_STATES:
-                result.returned += 1
-        if old.watch != row.watch:
-            watches.append((old.id, row.watch))
-        if old.state == row.state and old.watch == row.watch:
-            result.skipped += 1
-
-    with store.transaction():
-        existing = store.lookup(ctx.server_id, [row.item.rating_key for row in rows])
-        for row in rows:
-            item = row.item
-            old = existing.get(item.rating_key)
-            result.processed += 1
-            result.seen.append(item.rating_key)
-            if item.warnings:
-                errors.append((item.rating_key, "; ".join(item.warnings)))
-            if old is None:
-                inserts.append(row)
-            elif item.warnings:
-                # Malformed data never overwrites what the catalog already holds; a show is
-                # still expanded when the run expands it anyway (deep, or not hydrated).
-                result.skipped += 1
-                if item.kind is ItemKind.SHOW:
-                    shows.append((old, row))
-                continue
-            elif old.digest != row.digest or old.library_id != ctx.library_id:
-                updates.append((old, row))
-            else:
-                same_content(old, row)
-            if item.kind is ItemKind.SHOW:
-                shows.append((old, row))
-
-        ids = store.insert_items([row.values for row in inserts], ctx.now, ctx.run_id)
-        inserted = list(zip(ids, inserts, strict=True))
-        # Updated items keep the parts and GUIDs that did not change: rewriting them would
-        # touch their indexes for nothing.
-        new_parts: list[tuple[int, _Row]] = []
-        new_guids: list[tuple[int, list[tuple[str, str, str]]]] = []
-        changed: set[int] = set()
-        if updates:
-            stored = store.stored_content([old.id for old, _ in updates])
-            changes: list[tuple[int, tuple[Any, ...], tuple[Any, ...]]] = []
-            for old, row in updates:
-                # Looked up in this transaction: the row is there.
-                before = stored[old.id]
-                same_parts = before.parts == row.parts
-                guids = row.guid_rows()
-                same_guids = before.guids == frozenset(guids)
-                if same_parts and same_guids and before.values[:CONTENT] == row.values[:CONTENT]:
-                    # Another digest for the same content: one an older Retrovue computed, or
-                    # the GUIDs listed in another order. Not a change.
-                    digests.append((old.id, row.digest))
-                    same_content(old, row)
-                    continue
-                changed.add(old.id)
-                if old.state not in PRESENT_STATES:
-                    result.returned += 1
-                changes.append((old.id, row.values, before.values))
-                if not same_parts:
-                    new_parts.append((old.id, row))
-                if not same_guids:
-                    new_guids.append((old.id, guids))
-            store.update_items(changes, ctx.now, ctx.run_id)
-        for old, row in shows:
-            _consider_show(ctx, row.item, old, old is None or old.id in changed, result, dehydrate)
-        if inserted or new_parts:
-            store.replace_parts(
-                [item_id for item_id, _ in new_parts],
-                (
-                    (item_id, ctx.server_id, *part)
-                    for item_id, row in chain(inserted, new_parts)
-                    for part in row.parts
-                ),
-            )
-        if inserted or new_guids:
-            store.replace_guids(
-                [item_id for item_id, _ in new_guids],
-                chain(
-                    ((item_id, *guid) for item_id, row in inserted for guid in row.guid_rows()),
-                    ((item_id, *guid) for item_id, guids in new_guids for guid in guids),
-                ),
-            )
-        if states:
-            store.set_states(states, ctx.now, ctx.run_id)
-        if watches:
-            store.update_watch(watches, ctx.now, ctx.run_id)
-        if dehydrate:
-            store.set_children_hydrated(dehydrate, hydrated=False)
-        if hydrated:
-            store.mark_hydrated(ctx.server_id, hydrated)
-        if sources:
-            store.set_source_digests(sources)
-        if digests:
-            store.set_digests(digests)
-        for problem in page.problems:
-            if problem.rating_key is None:
-                result.unidentified += 1
-            else:
-                result.seen.append(problem.rating_key)
-                errors.append((problem.rating_key, problem.message))
-            result.problems.append(
-                f"{problem.title or '(untitled)'} [ratingKey {problem.rating_key or '?'}]: "
-                f"{problem.message}"
-            )
-        if errors:
-            store.record_errors(ctx.server_id, errors, ctx.now)
-        wrote_children = any(
-            row.item.kind in _CHILD_KINDS for row in chain(inserts, (r for _, r in updates))
-        )
-        if wrote_children or states:
-            # A child stored under a MISSING show or season proves the parent is there.
-            result.returned += store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
-    result.changed = len(inserts) + len(changed)
-    result.watch_updated = len(watches)
-    result.errors = len(errors) + result.unidentified
-    result.problems[:0] = [
-        f"{row.item.title or '(untitled)'} [ratingKey {row.item.rating_key}]: "
-        f"{'; '.join(row.item.warnings)}"
-        for row in rows
-        if row.item.warnings
-    ]
-    return result
-
-
-def _build_rows(
-    ctx: _ApplyContext, items: Sequence[PlexItem]
-) -> tuple[list[_Row], list[ItemProblem]]:
-    """Build the rows of a page's items; an item that cannot be stored becomes a problem."""
-    rows: list[_Row] = []
-    problems: list[ItemProblem] = []
-    for item in items:
-        try:
-            rows.append(
-                build_row(
-                    item, server_id=ctx.server_id, library_id=ctx.library_id, mapper=ctx.mapper
-                )
-            )
-        except (ValueError, TypeError, OverflowError, RecursionError) as err:
-            problems.append(
-                ItemProblem(item.rating_key, item.title, f"cannot be stored: {err!s:.160}")
-            )
-    return rows, problems
-
-
-_CHILD_KINDS: Final = frozenset({ItemKind.SEASON, ItemKind.EPISODE})
-
-
-def _consider_show(
-    ctx: _ApplyContext,
-    item: PlexItem,
-    old: StoredItem | None,
-    changed: bool,
-    result: _PageResult,
-    dehydrate: list[int],
-) -> None:
-    reason = expansion_reason(deep=ctx.deep, stored=old, content_changed=changed)
-    if reason is None:
-        return
-    child, leaf = item.child_count or 0, item.leaf_count or 0
-    LOGGER.debug(
-        "%s: expanding %s [ratingKey %s]: %s (childCount %d, leafCount %d)",
-        ctx.label,
-        item.title,
-        item.rating_key,
-        reason,
-        child,
-        leaf,
-    )
-    result.expand[item.rating_key] = (child, leaf)
-    result.reasons[item.rating_key] = reason
-    if old is not None and old.children_hydrated:
-        dehydrate.append(old.id)
-
-
-def _mark_hydrated(store: CatalogStore, server_id: int, show_keys: Sequence[str]) -> None:
-    with store.transaction():
-        store.mark_hydrated(server_id, show_keys)
-
-
-def _record_errors(
-    store: CatalogStore, server_id: int, errors: Sequence[tuple[str, str]], now: int
-) -> None:
-    with store.transaction():
-        store.record_errors(server_id, errors, now)
-
-
-def _finalize(
-    store: CatalogStore,
-    ctx: _ApplyContext,
-    seen: set[str],
-    expanded: set[str],
-    retention_seconds: int,
-    mappings_digest: str,
-    remap: bool,
-    full_listing: bool,
-    check_missing: bool,
-    light_since: int | None,
-) -> tuple[int, int]:
-    with store.transaction():
-        if remap:
-            _restate_library(store, ctx)
-        # A run verified by counts instead of a full listing saw only what changed: it may
-        # promote DELETED items but never mark anything MISSING. Neither does a full listing
-        # that saw every present item (`check_missing` is then False).
-        missing, deleted = store.finalize_library(
-            ctx.library_id,
-            seen,
-            expanded,
-            ctx.now,
-            retention_seconds,
-            ctx.run_id,
-            mark_missing=check_missing,
-        )
-        store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
-        store.mark_library_synced(
-            ctx.library_id,
-            ctx.now,
-            complete=True,
-            deep=ctx.deep,
-            mappings_digest=mappings_digest,
-            full_listing=full_listing,
-            light_since=light_since,
-        )
-    return missing, deleted
-
-
-def _restate_library(store: CatalogStore, ctx: _ApplyContext) -> None:
-    """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change.
-
-    Items this run wrote were judged with the current mappings already. The rest are taken
-    one item at a time from rows of scalars: a library's worth of path lists held at once would
-    be promoted to the collector's oldest generation and bring on a full collection on the
-    event loop's process.
-    """
-    changes: list[tuple[int, str]] = []
-    rows = store.parts_of_library(ctx.library_id, unless_run=ctx.run_id)
-    for item_id, group in groupby(rows, key=itemgetter(0)):
-        parts = list(group)
-        state = _playable_state([path for _, _, path in parts if path], ctx.mapper)
-        if state != parts[0][1]:
-            changes.append((item_id, state))
-    if changes:
-        store.set_states(changes, ctx.now, ctx.run_id)
-
-
-@dataclass(frozen=True, slots=True)
-class _RunSetup:
-    library_id: int
-    mappings_digest: str | None
-    mappings: list[PathMapping]
-    watermark: int | None
-    movie_watermark: int | None
-    last_full_listing_at: int | None
-
-
-def light_window_start(light_since: int | None, newest_stored: int | None) -> int | None:
-    """Return the `updatedAt` from which a light run lists changes, or None for no window.
-
-    The server's clock when the last successful run began (`light_since`) is where the window
-    starts; a catalog that never recorded it falls back to the newest stored `updatedAt`.
-    Either way UPDATED_SINCE_MARGIN is taken off for changes Plex commits late.
-    """
-    start = light_since if light_since is not None else newest_stored
-    return None if start is None else max(start - UPDATED_SINCE_MARGIN, 0)
-
-
-def _load_run_setup(store: CatalogStore, server_id: int, section_key: str) -> _RunSetup:
-    library = next(
-        (lib for lib in store.libraries(server_id) if lib.section_key == section_key), None
-    )
-    if library is None:
-        raise KeyError(section_key)
-    return _RunSetup(
-        library_id=library.id,
-        mappings_digest=library.mappings_digest,
-        mappings=store.path_mappings(server_id),
-        watermark=light_window_start(
-            library.light_since, store.watermark(library.id, ("season", "episode"))
-        ),
-        movie_watermark=light_window_start(
-            library.light_since, store.watermark(library.id, ("movie",))
-        ),
-        last_full_listing_at=library.last_full_listing_at,
-    )
 
 
 async def read_batches(
@@ -820,15 +357,14 @@ class _LibraryRun:
         self.expanded: set[str] = set()
         self.incomplete: list[str] = []
         self.logged_problems = 0
-        self.watermark: int | None = None
-        # The server's clock before this run's first request (see `light_window_start`).
+        # The server's clock before this run's first request (see `policy.light_window_start`).
         self.light_since = client.server_time
         self.full_listing = True
         # Every movie, or every show with all its seasons and episodes, was listed.
         self.whole_library = False
-        self.setup: _RunSetup
+        self.setup: RunSetup
         self.summary: SyncSummary
-        self.ctx: _ApplyContext
+        self.ctx: ApplyContext
 
     def _emit(self, event: Literal["library_start", "page_progress", "library_done"]) -> None:
         if self.progress is None:
@@ -840,25 +376,23 @@ class _LibraryRun:
 
     async def run(self) -> SyncSummary:
         now = int(self.clock())
-        setup = await self.catalog.call(_load_run_setup, self.server.server_id, self.section.key)
+        setup = await self.catalog.call(writes.run_setup, self.server.server_id, self.section.key)
         self.setup = setup
         library_id = setup.library_id
-        self.watermark = setup.watermark
         mapper = PathMapper(setup.mappings)
-        mappings_digest = _digest(
+        mappings_digest = values_digest(
             tuple((mapping.plex_prefix, mapping.local_prefix) for mapping in mapper.mappings)
         )
         run_id = await self.catalog.call(
             CatalogStore.start_run, self.server.server_id, library_id, self.deep, now
         )
-        self.ctx = _ApplyContext(
+        self.ctx = ApplyContext(
             server_id=self.server.server_id,
             library_id=library_id,
             run_id=run_id,
             now=now,
             deep=self.deep,
             mapper=mapper,
-            label=self.label,
         )
         self.summary = SyncSummary(
             machine_identifier=self.server.machine_identifier,
@@ -878,24 +412,30 @@ class _LibraryRun:
                 await self._sync_shows()
             if self.incomplete:
                 raise _IncompleteError("; ".join(self.incomplete))
-            check_missing = self.full_listing and not await self._all_seen()
-            if check_missing:
+            check = missing_check(
+                complete=True, full_listing=self.full_listing, all_seen=await self._all_seen()
+            )
+            self.summary.missing_check = check
+            LOGGER.debug("%s: missing check: %s", self.label, check)
+            if check is MissingCheck.CONFIRM:
                 await self._confirm_missing()
             missing, deleted = await self.catalog.call(
-                _finalize,
+                writes.finalize_run,
                 self.ctx,
-                self.seen,
-                self.expanded,
-                self.retention_seconds,
-                mappings_digest,
-                mappings_digest != setup.mappings_digest,
-                self.full_listing,
-                check_missing,
-                self.light_since,
+                Finish(
+                    seen=self.seen,
+                    expanded=self.expanded,
+                    retention_seconds=self.retention_seconds,
+                    mappings_digest=mappings_digest,
+                    remap=mappings_digest != setup.mappings_digest,
+                    full_listing=self.full_listing,
+                    mark_missing=check is MissingCheck.CONFIRM,
+                    light_since=self.light_since,
+                ),
             )
             self.summary.missing_promoted = missing
             self.summary.deleted_promoted = deleted
-            self.summary.status = "ok"
+            self.summary.status = RunStatus.OK
             self.summary.last_synced_at = now
         except (PlexAuthError, PlexConnectionError) as err:
             await self._fail(str(err), requests_before)
@@ -941,7 +481,8 @@ class _LibraryRun:
         )
 
     async def _fail(self, error: str, requests_before: int) -> None:
-        self.summary.status = "failed"
+        self.summary.status = RunStatus.FAILED
+        self.summary.missing_check = MissingCheck.INCOMPLETE
         self.summary.error = error
         LOGGER.warning("%s: sync failed, nothing marked missing: %s", self.label, error)
         # Record the failure even when the task is being cancelled.
@@ -951,15 +492,16 @@ class _LibraryRun:
     # --- listings ------------------------------------------------------------------------
 
     async def _all_seen(self) -> bool:
-        """Return whether a run that listed the whole library saw every present item.
-
-        Without a bad entry, every key a run saw is a present item of this library, so equal
-        counts mean that nothing is missing, and the checks item by item can be skipped.
-        """
-        if not self.whole_library or self.summary.errors:
-            return False
-        present = await self.catalog.call(CatalogStore.present_count, self.ctx.library_id)
-        return present == len(self.seen)
+        """Return `policy.saw_every_present_item` (reading the count only when it matters)."""
+        present = None
+        if self.whole_library and not self.summary.errors:
+            present = await self.catalog.call(CatalogStore.present_count, self.ctx.library_id)
+        return saw_every_present_item(
+            whole_library=self.whole_library,
+            errors=self.summary.errors,
+            present=present,
+            seen=len(self.seen),
+        )
 
     async def _confirm_missing(self) -> None:
         """Ask Plex directly about items the listing did not return before calling them missing.
@@ -1009,8 +551,8 @@ class _LibraryRun:
         """Return how many listing entries one transaction may store at most."""
         return READ_AHEAD_PAGES * self.client.page_size
 
-    async def _apply(self, page: Page, hydrated: Sequence[str] = ()) -> _PageResult:
-        result = await self.catalog.call(_apply_page, self.ctx, page, hydrated)
+    async def _apply(self, page: Page, hydrated: Sequence[str] = ()) -> PageResult:
+        result = await self.catalog.call(writes.apply_page, self.ctx, page, hydrated)
         summary = self.summary
         summary.processed += result.processed
         summary.changed += result.changed
@@ -1038,9 +580,9 @@ class _LibraryRun:
         else:
             LOGGER.debug("%s: bad item %s", self.label, problem)
 
-    async def _consume(self, listing: Listing, *, top_level: bool) -> list[_PageResult]:
+    async def _consume(self, listing: Listing, *, top_level: bool) -> list[PageResult]:
         """Apply every page of a listing, then check the listing really was complete."""
-        results: list[_PageResult] = []
+        results: list[PageResult] = []
         keys: set[str] = set()
         async for batch in read_batches(listing, entries=self._batch_entries):
             if top_level and self.summary.total is None:
@@ -1064,19 +606,22 @@ class _LibraryRun:
         return results
 
     async def _sync_movies(self) -> None:
-        """List the movies Plex updated since the last run, or all of them when needed.
+        """List the movies as `policy.movie_listing` says; all of them when a light one fails.
 
-        The short way holds only while Plex's movie count equals the catalog's; otherwise, on
-        deep runs, and at least every FULL_LISTING_MAX_AGE (which catches files replaced
-        without an `updatedAt` change), every movie is listed.
+        A light listing stands for a full one only while Plex's movie count equals the
+        catalog's (`policy.light_listing_holds`).
         """
         setup = self.setup
-        recent = (
-            setup.last_full_listing_at is not None
-            and self.ctx.now - setup.last_full_listing_at < FULL_LISTING_MAX_AGE
+        how = movie_listing(
+            deep=self.deep,
+            now=self.ctx.now,
+            last_full_listing_at=setup.last_full_listing_at,
+            window=setup.movie_window,
         )
-        if not self.deep and recent and setup.movie_watermark is not None:
-            since = {"updatedAt>>": str(setup.movie_watermark)}
+        self.summary.movie_listing = how
+        LOGGER.debug("%s: movie listing: %s", self.label, how)
+        if how is MovieListing.LIGHT:
+            since = {"updatedAt>>": str(setup.movie_window)}
             listing = self.client.section_items(self.section.key, PlexType.MOVIE, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
                 await self._apply(_merged(batch))
@@ -1085,7 +630,7 @@ class _LibraryRun:
                 stored = await self.catalog.call(
                     CatalogStore.present_count, self.ctx.library_id, ("movie",)
                 )
-                if on_server is not None and on_server == stored:
+                if light_listing_holds(on_server=on_server, in_catalog=stored):
                     self.full_listing = False
                     self.summary.total = self.summary.processed
                     return
@@ -1107,61 +652,48 @@ class _LibraryRun:
         known = None if self.deep else await self._known(ItemKind.SHOW, hydrated_only=True)
         listing = self.client.section_items(self.section.key, PlexType.SHOW, known=known)
         results = await self._consume(listing, top_level=True)
-        expand: dict[str, tuple[int, int]] = {}
-        reasons: dict[str, ExpandReason] = {}
-        for result in results:
-            expand.update(result.expand)
-            reasons.update(result.reasons)
+        expansions = {
+            expansion.rating_key: expansion for result in results for expansion in result.expansions
+        }
         if not self.deep:
-            await self._recently_updated(expand.keys())
-            # Self-healing: a show whose stored episodes no longer add up to Plex's leafCount
-            # (an episode added and another removed leave the count, and often updatedAt,
-            # unchanged) is expanded too.
-            for show_key, counts in (
+            await self._recently_updated(expansions.keys())
+            # `policy.drifted`, applied in SQL. Only shows this run's listing returned: one
+            # gone since is judged by the finalize, not expanded into a 404.
+            for key, (child, leaf, episodes) in (
                 await self.catalog.call(CatalogStore.drifted_shows, self.ctx.library_id)
             ).items():
-                # Only shows this run's listing returned: one gone since is judged by the
-                # finalize, not expanded into a 404.
-                if show_key not in expand and show_key in self.seen:
-                    LOGGER.debug(
-                        "%s: expanding show [ratingKey %s]: %s (childCount %d, leafCount %d "
-                        "against the episodes stored)",
-                        self.label,
-                        show_key,
-                        ExpandReason.DRIFTED,
-                        *counts,
+                if key not in expansions and key in self.seen:
+                    expansions[key] = Expansion(
+                        key, None, ExpandReason.DRIFTED, child, leaf, f"{episodes} episodes stored"
                     )
-                    expand[show_key] = counts
-                    reasons[show_key] = ExpandReason.DRIFTED
-        self.summary.expanded = dict(Counter(reasons.values()))
-        if not expand:
+        for expansion in expansions.values():
+            LOGGER.debug(
+                "%s: expanding %s [ratingKey %s]: %s (childCount %d, leafCount %d%s)",
+                self.label,
+                expansion.title or "show",
+                expansion.rating_key,
+                expansion.reason,
+                expansion.child_count,
+                expansion.leaf_count,
+                f"; {expansion.detail}" if expansion.detail else "",
+            )
+        self.summary.expanded = dict(Counter(e.reason.value for e in expansions.values()))
+        if not expansions:
             return
+        expand = {key: (e.child_count, e.leaf_count) for key, e in expansions.items()}
         seasons, episodes = await self.catalog.call(CatalogStore.show_totals, self.ctx.library_id)
-        page = self.client.page_size
-        # Cost in items handled, a request counting as REQUEST_COST_ITEMS: per show, only the
-        # expanded shows' children; section-wide, every season and episode of the library.
-        per_show = sum(
-            child
-            + leaf
-            + REQUEST_COST_ITEMS
-            * (math.ceil(max(child, 1) / page) + math.ceil(max(leaf, 1) / page))
-            for child, leaf in expand.values()
-        )
-        section_wide = (
-            seasons
-            + episodes
-            + REQUEST_COST_ITEMS
-            * (math.ceil(max(seasons, 1) / page) + math.ceil(max(episodes, 1) / page))
+        fetch = expansion_fetch(
+            expand.values(), seasons=seasons, episodes=episodes, page_size=self.client.page_size
         )
         self.summary.expanded_shows = len(expand)
+        self.summary.strategy = fetch
+        LOGGER.debug("%s: fetching %d expansions %s", self.label, len(expand), fetch)
         if self.summary.total is not None:
             self.summary.total += sum(child + leaf for child, leaf in expand.values())
-        if section_wide < per_show:
-            self.summary.strategy = "section"
+        if fetch is Fetch.SECTION:
             listed = {key for result in results for key in result.seen}
             await self._expand_section(list(expand), listed)
         else:
-            self.summary.strategy = "per_show"
             await self._expand_shows(expand)
 
     async def _recently_updated(self, expanding: Collection[str]) -> None:
@@ -1172,9 +704,9 @@ class _LibraryRun:
         newest `updatedAt` stored), so the two clocks never need to agree. Entries of the
         shows in `expanding` are left to their expansion, which lists them all anyway.
         """
-        if self.watermark is None:
+        if self.setup.window is None:
             return
-        since = {"updatedAt>>": str(self.watermark)}
+        since = {"updatedAt>>": str(self.setup.window)}
         for plex_type in (PlexType.SEASON, PlexType.EPISODE):
             listing = self.client.section_items(self.section.key, plex_type, filters=since)
             async for batch in read_batches(listing, entries=self._batch_entries):
@@ -1187,7 +719,7 @@ class _LibraryRun:
                     items=tuple(
                         i
                         for i in page.items
-                        if _show_key(i) in self.seen and _show_key(i) not in expanding
+                        if show_of(i) in self.seen and show_of(i) not in expanding
                     ),
                 )
                 await self._apply(page)
@@ -1216,7 +748,9 @@ class _LibraryRun:
         self.expanded.update(listed)
         self.whole_library = True
         await self.catalog.call(
-            _mark_hydrated, self.server.server_id, [key for key in show_keys if key not in short]
+            writes.set_hydrated,
+            self.server.server_id,
+            [key for key in show_keys if key not in short],
         )
 
     async def _expand_shows(self, expected: Mapping[str, tuple[int, int]]) -> None:
@@ -1260,7 +794,7 @@ class _LibraryRun:
                 if isinstance(outcome, PlexError):
                     self._expansion_failed(show_key, outcome)
                     await self.catalog.call(
-                        _record_errors,
+                        writes.note_errors,
                         self.server.server_id,
                         [(show_key, f"expansion failed: {outcome.detail}")],
                         self.ctx.now,
@@ -1289,121 +823,10 @@ class _LibraryRun:
             "%s: show %s: %s; it is expanded again next time", self.label, show_key, short
         )
         await self.catalog.call(
-            _record_errors, self.server.server_id, [(show_key, short)], self.ctx.now
+            writes.note_errors, self.server.server_id, [(show_key, short)], self.ctx.now
         )
 
     def _expansion_failed(self, show_key: str, error: PlexError) -> None:
         self.summary.errors += 1
         self.incomplete.append(f"show {show_key} could not be expanded: {error.detail}")
         LOGGER.warning("%s: show %s could not be expanded: %s", self.label, show_key, error)
-
-
-@dataclass(slots=True)
-class RefreshSummary:
-    """What a targeted refresh did."""
-
-    requested: list[str]
-    found: int = 0
-    changed: int = 0
-    skipped: int = 0
-    errors: int = 0
-    not_found: list[str] = field(default_factory=list)
-    run_id: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe dict."""
-        return asdict(self)
-
-
-async def refresh_items(
-    client: PlexClient,
-    catalog: Catalog,
-    server: ServerContext,
-    rating_keys: Sequence[str],
-    *,
-    clock: Clock = time.time,
-) -> RefreshSummary:
-    """Re-read some items (movie, show, season or episode) through the same digest and upsert.
-
-    Shows and seasons bring their children. Nothing is marked MISSING: keys the server no
-    longer knows are reported in `not_found` and left to the next complete listing.
-    """
-    keys = list(dict.fromkeys(rating_keys))
-    summary = RefreshSummary(requested=keys)
-    now = int(clock())
-    libraries = {
-        lib.section_key: lib.id
-        for lib in await catalog.call(CatalogStore.libraries, server.server_id)
-    }
-    mappings = await catalog.call(CatalogStore.path_mappings, server.server_id)
-    run_id = await catalog.call(
-        CatalogStore.start_run, server.server_id, None, False, now, "refresh"
-    )
-    summary.run_id = run_id
-    mapper = PathMapper(mappings)
-    status = "failed"
-    error: str | None = None
-    try:
-        found: list[PlexItem] = []
-        for start in range(0, len(keys), METADATA_BATCH):
-            page = await client.metadata(keys[start : start + METADATA_BATCH])
-            found.extend(page.items)
-        seen = {item.rating_key for item in found}
-        summary.not_found = [key for key in keys if key not in seen]
-        summary.found = len(found)
-        for item in found:
-            library_id = libraries.get(item.section_key or "")
-            if library_id is None:
-                summary.errors += 1
-                LOGGER.warning(
-                    "%s: %s [ratingKey %s] is in no synced library (section %s)",
-                    server.name,
-                    item.title,
-                    item.rating_key,
-                    item.section_key,
-                )
-                continue
-            ctx = _ApplyContext(
-                server_id=server.server_id,
-                library_id=library_id,
-                run_id=run_id,
-                now=now,
-                deep=False,
-                mapper=mapper,
-                label=f"{server.name} / section {item.section_key}",
-            )
-            pages = [Page((item,), (), 0, 1, 1)]
-            hydrated = [item.rating_key] if item.kind is ItemKind.SHOW else []
-            if item.kind is ItemKind.SHOW:
-                show = await fetch_show_pages(client, item.rating_key)
-                pages.extend(show.pages)
-                if short := show.short_of(item.child_count or 0, item.leaf_count or 0):
-                    # Stored, but not taken as all of the show's children: the next sync
-                    # expands it again.
-                    LOGGER.warning(
-                        "%s: %s [ratingKey %s]: %s", server.name, item.title, item.rating_key, short
-                    )
-                    hydrated = []
-            elif item.kind is ItemKind.SEASON:
-                pages.extend([page async for page in client.children(item.rating_key)])
-            # One transaction per item; a show is hydrated in it with its children.
-            result = await catalog.call(_apply_page, ctx, _merged(pages), hydrated)
-            summary.changed += result.changed
-            summary.skipped += result.skipped
-            summary.errors += result.errors
-        status = "ok"
-    except PlexError as err:
-        error = str(err)
-        raise
-    finally:
-        counts = {
-            "processed": summary.found,
-            "changed": summary.changed,
-            "skipped": summary.skipped,
-            "errors": summary.errors,
-            "requests": 0,
-        }
-        await asyncio.shield(
-            catalog.call(CatalogStore.finish_run, run_id, status, counts, error, int(clock()))
-        )
-    return summary

@@ -1,0 +1,332 @@
+"""Every decision of the sync, each a pure function of what the catalog holds and Plex reports.
+
+A run asks these functions and applies their answers: it logs each answer with its reason at
+debug level and counts the reasons in its summary, so "why was this show expanded?" and "when
+does an item become MISSING?" have one place to look in the code (this module, table-tested in
+`tests/engine/test_policy.py`) and one line to look for in the log.
+
+Where the store applies a rule to many rows at once in SQL (marking MISSING, drift), the
+function here is the rule's definition and `tests/engine/test_policy.py` checks that the SQL
+agrees with it on generated catalogs.
+
+The life of an item (see `next_state`)::
+
+    listed by Plex ──► ACTIVE / REMOTE_ONLY / UNAVAILABLE   (by its files and the mappings)
+    present, not returned by a complete listing, judged, and Plex (asked by ratingKey) no
+    longer knows it ──► MISSING
+    MISSING for `retention` ──► DELETED
+    MISSING or DELETED and listed again ──► back to ACTIVE / REMOTE_ONLY / UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+import math
+from typing import Final
+
+from .paths import PathMapper
+from .plex.models import ItemKind
+from .states import GONE_STATES, PRESENT_STATES, ItemState
+
+# --- item state ------------------------------------------------------------------------------
+
+
+def item_state(kind: ItemKind, files: Sequence[str], mapper: PathMapper) -> ItemState:
+    """Return the state of an item Plex lists, from its files (Plex paths) and the mappings.
+
+    Shows and seasons have no files: listed means ACTIVE. A movie or episode without a file is
+    UNAVAILABLE. With mappings, one whose files none resolves locally is REMOTE_ONLY; without
+    any mapping, local reachability is not claimed either way and it stays ACTIVE.
+    """
+    if kind in (ItemKind.SHOW, ItemKind.SEASON):
+        return ItemState.ACTIVE
+    if not files:
+        return ItemState.UNAVAILABLE
+    if mapper.mappings and not any(mapper.resolve(path) is not None for path in files):
+        return ItemState.REMOTE_ONLY
+    return ItemState.ACTIVE
+
+
+def is_present(state: str) -> bool:
+    """Return whether a stored state means Plex still lists the item."""
+    return state in PRESENT_STATES
+
+
+# --- expanding shows -------------------------------------------------------------------------
+
+
+class ExpandReason(StrEnum):
+    """Why a show's seasons and episodes are listed in a run."""
+
+    NEW = "new"  # not in the catalog yet
+    CAME_BACK = "came_back"  # stored MISSING or DELETED, listed again
+    CONTENT_CHANGED = "content_changed"  # its entry's content digest differs from the stored
+    NEVER_HYDRATED = "never_hydrated"  # its children were never all stored (or fell short)
+    DRIFTED = "drifted"  # its stored episodes no longer add up to its leafCount
+    DEEP = "deep"  # a deep run expands every show
+
+
+def expansion_reason(
+    *, deep: bool, stored_state: str | None, hydrated: bool, content_changed: bool
+) -> ExpandReason | None:
+    """Return why a listed show is expanded, or None when its stored children still hold.
+
+    `stored_state` is None for a show the catalog does not hold. The most telling reason wins:
+    a new show in a deep run is expanded because it is new. A show whose listing entry had a
+    parse warning keeps its stored content (`content_changed` is False) and is still expanded
+    for every other reason, deep runs included. Drift is judged after the show listing, for
+    shows no other reason picked (`drifted`).
+    """
+    if stored_state is None:
+        return ExpandReason.NEW
+    if not is_present(stored_state):
+        return ExpandReason.CAME_BACK
+    if content_changed:
+        return ExpandReason.CONTENT_CHANGED
+    if not hydrated:
+        return ExpandReason.NEVER_HYDRATED
+    if deep:
+        return ExpandReason.DEEP
+    return None
+
+
+def drifted(*, hydrated: bool, leaf_count: int | None, present_episodes: int) -> bool:
+    """Return whether a hydrated show's stored episodes no longer add up to its leafCount.
+
+    An episode added and another removed leave a show's counts, and often its `updatedAt`,
+    unchanged; the light pass then cannot see either, so such a show is expanded (self-healing).
+    `CatalogStore.drifted_shows` applies this to a whole library in SQL.
+    """
+    return hydrated and (leaf_count or 0) != present_episodes
+
+
+class Fetch(StrEnum):
+    """How a run lists the seasons and episodes of the shows it expands."""
+
+    PER_SHOW = "per_show"  # each show's children and allLeaves
+    SECTION = "section"  # one season listing and one episode listing of the whole section
+
+
+# Choosing how to expand shows: one request costs about as much as handling this many items.
+REQUEST_COST_ITEMS: Final = 20
+
+
+def expansion_fetch(
+    expand: Iterable[tuple[int, int]], *, seasons: int, episodes: int, page_size: int
+) -> Fetch:
+    """Return the cheaper way to list the children of the shows in `expand`.
+
+    `expand` holds each expanded show's (childCount, leafCount); `seasons` and `episodes` are
+    what the library holds. Cost is counted in items handled, each request counting as
+    REQUEST_COST_ITEMS: per show, only those shows' children; section-wide, every season and
+    episode of the library. A tie goes to per show, which touches fewer rows.
+    """
+
+    def pages(count: int) -> int:
+        return math.ceil(max(count, 1) / page_size)
+
+    per_show = sum(
+        child + leaf + REQUEST_COST_ITEMS * (pages(child) + pages(leaf)) for child, leaf in expand
+    )
+    section_wide = seasons + episodes + REQUEST_COST_ITEMS * (pages(seasons) + pages(episodes))
+    return Fetch.SECTION if section_wide < per_show else Fetch.PER_SHOW
+
+
+# --- listing windows -------------------------------------------------------------------------
+
+# Light runs list what Plex updated from a margin before the server's clock at the start of the
+# last successful run: Plex may commit an item with an `updatedAt` a little older than that
+# (stragglers older still are left to the deep sync).
+UPDATED_SINCE_MARGIN: Final = 600
+# A light run of a movie library lists only what Plex updated, verified by counts; a full
+# listing runs at least this often (seconds) to catch files replaced without an update.
+FULL_LISTING_MAX_AGE: Final = 6 * 3600
+
+
+def light_window_start(light_since: int | None, newest_stored: int | None) -> int | None:
+    """Return the `updatedAt` from which a light run lists changes, or None for no window.
+
+    The server's clock when the last successful run began (`light_since`, from the `Date`
+    header of its first answer) is where the window starts, whatever `updatedAt` the items
+    carry: a bulk metadata refresh that gave them all one recent `updatedAt` is listed by the
+    runs that follow it, then never again. A catalog that never recorded the server's clock
+    falls back to the newest stored `updatedAt`. Either way UPDATED_SINCE_MARGIN is taken off.
+    """
+    start = light_since if light_since is not None else newest_stored
+    return None if start is None else max(start - UPDATED_SINCE_MARGIN, 0)
+
+
+class MovieListing(StrEnum):
+    """How a run lists a movie library, and why."""
+
+    LIGHT = "light"  # what Plex updated in the window, then Plex's count against the catalog's
+    DEEP = "deep"  # a deep run lists everything
+    NO_WINDOW = "no_window"  # nothing to anchor a window on (a first sync)
+    DUE = "due"  # the last full listing is older than FULL_LISTING_MAX_AGE, or never ran
+
+
+def movie_listing(
+    *, deep: bool, now: int, last_full_listing_at: int | None, window: int | None
+) -> MovieListing:
+    """Return how a run lists a movie library.
+
+    A LIGHT run that finds Plex's movie count different from the catalog's lists everything
+    after all (`light_listing_holds`).
+    """
+    if deep:
+        return MovieListing.DEEP
+    if window is None:
+        return MovieListing.NO_WINDOW
+    if last_full_listing_at is None or now - last_full_listing_at >= FULL_LISTING_MAX_AGE:
+        return MovieListing.DUE
+    return MovieListing.LIGHT
+
+
+def light_listing_holds(*, on_server: int | None, in_catalog: int) -> bool:
+    """Return whether a light movie listing stands for a full one: the counts agree."""
+    return on_server is not None and on_server == in_catalog
+
+
+# --- MISSING, DELETED and back ---------------------------------------------------------------
+
+
+class MissingCheck(StrEnum):
+    """Whether a finished run may mark anything MISSING, and why."""
+
+    INCOMPLETE = "incomplete"  # a listing failed or fell short: nothing may be marked
+    LIGHT = "light"  # verified by counts, not listed in full: it saw only what changed
+    ALL_SEEN = "all_seen"  # the whole library was listed and every present item seen
+    CONFIRM = "confirm"  # what was not seen is asked for by ratingKey; what Plex no longer
+    # knows is marked MISSING
+
+
+def missing_check(*, complete: bool, full_listing: bool, all_seen: bool) -> MissingCheck:
+    """Return whether a run may mark items MISSING (only CONFIRM may).
+
+    `complete`: every listing of the run completed and no entry lacked a ratingKey;
+    `full_listing`: the run listed every movie or every show (not only what changed);
+    `all_seen`: see `saw_every_present_item`.
+    """
+    if not complete:
+        return MissingCheck.INCOMPLETE
+    if not full_listing:
+        return MissingCheck.LIGHT
+    if all_seen:
+        return MissingCheck.ALL_SEEN
+    return MissingCheck.CONFIRM
+
+
+def saw_every_present_item(
+    *, whole_library: bool, errors: int, present: int | None, seen: int
+) -> bool:
+    """Return whether a run that listed the whole library saw every present item.
+
+    Without a bad entry, every key a run saw is a present item of this library, so equal counts
+    mean that nothing is missing and the checks item by item can be skipped. `present` is None
+    when the count was not read (it is read only when the other conditions hold).
+    """
+    return whole_library and not errors and present is not None and present == seen
+
+
+@dataclass(frozen=True, slots=True)
+class Unseen:
+    """A present item of the library that a complete run did not see."""
+
+    kind: ItemKind
+    # Its show was expanded (all its seasons and episodes listed) in this run.
+    show_expanded: bool = False
+    # It has no show, or its show is MISSING or DELETED (or judged so in this run).
+    show_gone: bool = False
+    # The run saw one of its children (an episode of this show or season).
+    child_seen: bool = False
+
+
+def judged(item: Unseen) -> bool:
+    """Return whether an unseen item is judged: asked for by ratingKey, then MISSING if gone.
+
+    Movies and shows are judged against the whole listing; seasons and episodes only where
+    their show's children were listed completely, or where the show itself is gone. A show or
+    season of which the run saw a child exists, whatever its own listing said: never MISSING
+    (no MISSING parent with a present child). `CatalogStore.missing_candidates` and
+    `CatalogStore.finalize_library` apply this rule in SQL.
+    """
+    if item.child_seen:
+        return False
+    if item.kind in (ItemKind.MOVIE, ItemKind.SHOW):
+        return True
+    return item.show_expanded or item.show_gone
+
+
+def expired(*, state: str, missing_since: int | None, now: int, retention_seconds: int) -> bool:
+    """Return whether a MISSING item becomes DELETED: missing for the whole retention."""
+    return (
+        state == ItemState.MISSING
+        and missing_since is not None
+        and missing_since <= now - retention_seconds
+    )
+
+
+def next_state(
+    stored: str | None,
+    *,
+    listed_as: ItemState | None,
+    check: MissingCheck,
+    unseen: Unseen | None,
+    plex_knows: bool,
+    missing_since: int | None,
+    now: int,
+    retention_seconds: int,
+) -> str | None:
+    """Return an item's state after a run: the whole life cycle in one function.
+
+    `listed_as` is the state the run's listing gave it (`item_state`), None when no listing or
+    lookup returned it; `unseen` describes it when a complete run did not see it; `plex_knows`
+    is the answer of the lookup by ratingKey that confirms every MISSING. None stays None (a
+    row is created only by a listing).
+    """
+    if listed_as is not None:
+        return listed_as  # listed: present, back from MISSING or DELETED if it was gone
+    if stored is None:
+        return None
+    if (
+        is_present(stored)
+        and check is MissingCheck.CONFIRM
+        and unseen is not None
+        and judged(unseen)
+        and not plex_knows
+    ):
+        stored, missing_since = ItemState.MISSING, now
+    if expired(
+        state=stored, missing_since=missing_since, now=now, retention_seconds=retention_seconds
+    ):
+        return ItemState.DELETED
+    return stored
+
+
+__all__ = [
+    "FULL_LISTING_MAX_AGE",
+    "GONE_STATES",
+    "PRESENT_STATES",
+    "REQUEST_COST_ITEMS",
+    "UPDATED_SINCE_MARGIN",
+    "ExpandReason",
+    "Fetch",
+    "ItemState",
+    "MissingCheck",
+    "MovieListing",
+    "Unseen",
+    "drifted",
+    "expansion_fetch",
+    "expansion_reason",
+    "expired",
+    "item_state",
+    "judged",
+    "light_listing_holds",
+    "light_window_start",
+    "missing_check",
+    "movie_listing",
+    "next_state",
+    "saw_every_present_item",
+]
