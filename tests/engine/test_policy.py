@@ -23,6 +23,7 @@ from custom_components.retrovue.engine.policy import (
     expansion_fetch,
     expansion_reason,
     expired,
+    gone_by_lookup,
     item_state,
     judged,
     light_listing_holds,
@@ -31,6 +32,7 @@ from custom_components.retrovue.engine.policy import (
     movie_listing,
     next_state,
     saw_every_present_item,
+    watched,
 )
 from custom_components.retrovue.engine.states import GONE_STATES, PRESENT_STATES, ItemState
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
@@ -458,3 +460,30 @@ async def test_the_store_marks_missing_exactly_as_the_policy_judges(
         assert by_sql == _marked_by_policy(before, seen, expanded)
         marked_any += bool(by_sql)
     assert marked_any > 50
+
+
+@pytest.mark.parametrize(
+    ("kind", "before", "after", "expected"),
+    [
+        (ItemKind.MOVIE, None, 1, True),  # Plex leaves viewCount out until the first view
+        (ItemKind.EPISODE, 1, 2, True),
+        (ItemKind.EPISODE, 2, 2, False),
+        (ItemKind.EPISODE, 2, 0, False),  # marked unwatched: not a view
+        (ItemKind.SHOW, 0, 1, False),  # shows and seasons follow their episodes
+        (ItemKind.SEASON, None, 3, False),
+    ],
+)
+def test_when_an_item_counts_as_watched(
+    kind: ItemKind, before: int | None, after: int | None, expected: bool
+) -> None:
+    assert watched(kind, before, after) is expected
+
+
+@pytest.mark.parametrize(
+    ("plex_knows", "children_left", "expected"),
+    [(False, 0, True), (True, 0, False), (False, 2, False), (True, 1, False)],
+)
+def test_when_a_reported_deletion_becomes_missing(
+    plex_knows: bool, children_left: int, expected: bool
+) -> None:
+    assert gone_by_lookup(plex_knows=plex_knows, present_children_left=children_left) is expected

@@ -305,6 +305,67 @@ def next_state(
     return stored
 
 
+# --- live updates ----------------------------------------------------------------------------
+
+
+def watched(kind: ItemKind, before: int | None, after: int | None) -> bool:
+    """Return whether a stored item counts as watched again: its view count rose.
+
+    Only movies and episodes: a show's or season's count follows its episodes. Plex leaves
+    `viewCount` out for an unwatched item, so None counts as 0. Items a run inserts are never
+    asked (a first sync reports nothing as watched).
+    """
+    if kind not in (ItemKind.MOVIE, ItemKind.EPISODE):
+        return False
+    return (after or 0) > (before or 0)
+
+
+def gone_by_lookup(*, plex_knows: bool, present_children_left: int) -> bool:
+    """Return whether an item a live update reported deleted becomes MISSING.
+
+    Only when Plex, asked for it by ratingKey, no longer knows it (the confirmation a listing
+    needs too), and, for a show or season, when none of its seasons or episodes stays present
+    (no MISSING parent with a present child; those children are asked for in the same lookup).
+    """
+    return not plex_knows and present_children_left == 0
+
+
+class LiveAction(StrEnum):
+    """What a library `timeline` notification asks for."""
+
+    REFRESH = "refresh"  # processed (state 5), or an update without a state: re-read it
+    GONE = "gone"  # deleted (state 9): confirm with a lookup, then MISSING
+    COMING = "coming"  # created … processing metadata (states 0-4): more is on its way
+    IGNORE = "ignore"  # not a library item, or a state that says nothing
+
+
+LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
+# Plex metadata types a catalog holds: movie, show, season, episode.
+_CATALOG_TYPES: Final = frozenset({1, 2, 3, 4})
+
+
+def timeline_action(
+    *, identifier: str | None, section_id: str | None, item_type: int | None, state: int | None
+) -> LiveAction:
+    """Return what a `timeline` entry asks the catalog to do.
+
+    Tautulli and PlexKodiConnect act on the same states. Entries of other plugins (DVR,
+    `tv.plex…`), without a library section (`sectionID` -1) or of types the catalog does not
+    hold are ignored.
+    """
+    if identifier != LIBRARY_IDENTIFIER or section_id in (None, "", "-1"):
+        return LiveAction.IGNORE
+    if item_type is not None and item_type not in _CATALOG_TYPES:
+        return LiveAction.IGNORE
+    if state == 9:
+        return LiveAction.GONE
+    if state == 5 or state is None:
+        return LiveAction.REFRESH
+    if 0 <= state <= 4:
+        return LiveAction.COMING
+    return LiveAction.IGNORE
+
+
 __all__ = [
     "FULL_LISTING_MAX_AGE",
     "GONE_STATES",
@@ -314,6 +375,7 @@ __all__ = [
     "ExpandReason",
     "Fetch",
     "ItemState",
+    "LiveAction",
     "MissingCheck",
     "MovieListing",
     "Unseen",
@@ -321,6 +383,7 @@ __all__ = [
     "expansion_fetch",
     "expansion_reason",
     "expired",
+    "gone_by_lookup",
     "item_state",
     "judged",
     "light_listing_holds",
@@ -329,4 +392,6 @@ __all__ = [
     "movie_listing",
     "next_state",
     "saw_every_present_item",
+    "timeline_action",
+    "watched",
 ]

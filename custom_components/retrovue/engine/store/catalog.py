@@ -1017,6 +1017,70 @@ class CatalogStore(CatalogReads):
                     )
         return found
 
+    def show_counts(self, library_id: int, show_key: str) -> tuple[int, int]:
+        """Return a stored show's (childCount, leafCount); zeros for a show not stored."""
+        row = self.conn.execute(
+            "SELECT COALESCE(child_count, 0), COALESCE(leaf_count, 0) FROM items "
+            "WHERE library_id = ? AND rating_key = ? AND kind = 'show'",
+            (library_id, show_key),
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def present_children(self, server_id: int, rating_keys: Sequence[str]) -> dict[str, list[str]]:
+        """Return the present seasons and episodes of some shows and seasons (→ their keys)."""
+        found: dict[str, list[str]] = {}
+        present = _in(len(PRESENT_STATES))
+        for chunk in _chunks(rating_keys):
+            marks = _in(len(chunk))
+            rows = self.conn.execute(
+                f"""
+                SELECT p.rating_key, c.rating_key FROM items AS p
+                JOIN items AS c ON c.library_id = p.library_id
+                  AND c.show_key = CASE p.kind WHEN 'show' THEN p.rating_key ELSE p.show_key END
+                  AND (p.kind = 'show' OR c.parent_rating_key = p.rating_key)
+                  AND c.kind IN ('season', 'episode') AND c.state IN ({present})
+                WHERE p.server_id = ? AND p.kind IN ('show', 'season')
+                  AND p.rating_key IN ({marks})
+                """,
+                (*PRESENT_STATES, server_id, *chunk),
+            ).fetchall()
+            for parent, child in rows:
+                found.setdefault(str(parent), []).append(str(child))
+        return found
+
+    def mark_missing_ids(self, item_ids: Sequence[int], now: int, run_id: int) -> int:
+        """Mark present items MISSING (Plex confirmed each gone); return how many changed."""
+        changed = 0
+        present = _in(len(PRESENT_STATES))
+        for chunk in _chunks(item_ids):
+            changed += self.conn.execute(
+                f"""
+                UPDATE items SET state = 'MISSING', missing_since = ?, changed_run_id = ?,
+                    children_hydrated = 0
+                WHERE id IN ({_in(len(chunk))}) AND state IN ({present})
+                """,
+                (now, run_id, *chunk, *PRESENT_STATES),
+            ).rowcount
+        return changed
+
+    def log_activity(
+        self,
+        server_id: int,
+        rows: Sequence[tuple[int, str, str, str | None, str, str | None]],
+    ) -> None:
+        """Append live-update records: (at, source, event, rating key, outcome, detail)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO activity (server_id, at, source, event, rating_key, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(server_id, *row) for row in rows],
+            )
+
+    def prune_activity(self, older_than: int) -> int:
+        """Delete live-update records from before `older_than`; return how many."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM activity WHERE at < ?", (older_than,)).rowcount
+
     def revive_parents(self, library_id: int, now: int, run_id: int) -> int:
         """Make MISSING or DELETED shows and seasons with a present child ACTIVE; return how many.
 

@@ -38,6 +38,8 @@ class LibraryCounts:
     unavailable: int
     missing: int
     deleted: int
+    # Present movies or episodes never watched (Plex's viewCount 0 or absent).
+    unwatched: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,18 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivityRecord:
+    """A live update (notification or webhook) that changed something, or was turned away."""
+
+    at: int
+    source: str
+    event: str
+    rating_key: str | None
+    outcome: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogFacts:
     """What diagnostics show of the catalog for one server."""
 
@@ -126,6 +140,7 @@ def _counts(row: sqlite3.Row) -> LibraryCounts:
         unavailable=row["unavailable"],
         missing=row["missing"],
         deleted=row["deleted"],
+        unwatched=row["unwatched"],
     )
 
 
@@ -158,7 +173,7 @@ class CatalogReads:
             for row in self._rows(
                 """
                 SELECT l.section_key, l.title, l.type, c.active, c.remote_only, c.unavailable,
-                       c.missing, c.deleted, l.last_synced_at,
+                       c.missing, c.deleted, c.unwatched, l.last_synced_at,
                        r.status, r.finished_at, r.changed, r.skipped, r.errors
                 FROM libraries AS l
                 JOIN library_counts AS c ON c.library_id = l.id
@@ -177,7 +192,7 @@ class CatalogReads:
             _counts(row)
             for row in self._rows(
                 "SELECT section_key, title, type, active, remote_only, unavailable, missing, "
-                "deleted FROM library_counts WHERE server_id = ? ORDER BY section_key",
+                "deleted, unwatched FROM library_counts WHERE server_id = ? ORDER BY section_key",
                 (server_id,),
             )
         ]
@@ -304,6 +319,24 @@ class CatalogReads:
                 FROM sync_runs AS r LEFT JOIN libraries AS l ON l.id = r.library_id
                 WHERE r.server_id = ? ORDER BY r.id DESC LIMIT ?
                 """,
+                (server_id, limit),
+            )
+        ]
+
+    def recent_activity(self, server_id: int, limit: int) -> list[ActivityRecord]:
+        """Return a server's latest live-update records, newest first."""
+        return [
+            ActivityRecord(
+                at=row["at"],
+                source=row["source"],
+                event=row["event"],
+                rating_key=row["rating_key"],
+                outcome=row["outcome"],
+                detail=row["detail"],
+            )
+            for row in self._rows(
+                "SELECT at, source, event, rating_key, outcome, detail FROM activity "
+                "WHERE server_id = ? ORDER BY id DESC LIMIT ?",
                 (server_id, limit),
             )
         ]

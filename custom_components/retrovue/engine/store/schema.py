@@ -197,6 +197,23 @@ _V6: Final = """
 ALTER TABLE libraries ADD COLUMN light_since INTEGER;
 """
 
+# --- version 7: what live updates (websocket notifications, webhooks) did ------------------
+
+_V7: Final = """
+CREATE TABLE activity (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    server_id   INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL CHECK (source IN ('websocket', 'webhook')),
+    event       TEXT NOT NULL,
+    rating_key  TEXT,
+    outcome     TEXT NOT NULL,
+    detail      TEXT
+);
+CREATE INDEX activity_at ON activity (at);
+CREATE INDEX activity_server ON activity (server_id, at)
+"""
+
 # --- views (recreated on every open, so they always match the code) -------------------------
 
 
@@ -352,7 +369,9 @@ SELECT
     COALESCE(SUM(i.state = 'REMOTE_ONLY'), 0) AS remote_only,
     COALESCE(SUM(i.state = 'UNAVAILABLE'), 0) AS unavailable,
     COALESCE(SUM(i.state = 'MISSING'), 0) AS missing,
-    COALESCE(SUM(i.state = 'DELETED'), 0) AS deleted
+    COALESCE(SUM(i.state = 'DELETED'), 0) AS deleted,
+    COALESCE(SUM(i.state IN ('ACTIVE', 'REMOTE_ONLY', 'UNAVAILABLE')
+                 AND COALESCE(i.view_count, 0) = 0), 0) AS unwatched
 FROM libraries AS l
 LEFT JOIN items AS i
     ON i.library_id = l.id AND i.kind IN ('movie', 'episode')
@@ -382,6 +401,7 @@ MIGRATIONS: Final[tuple[Callable[[sqlite3.Connection], None], ...]] = (
     _script(_V4),
     _script(_V5),
     _script(_V6),
+    _script(_V7),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

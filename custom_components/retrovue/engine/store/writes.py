@@ -16,7 +16,15 @@ from typing import Any, Final
 
 from ..paths import PathMapper, PathMapping
 from ..plex.models import ItemKind, ItemProblem, Page, PlexItem
-from ..policy import ExpandReason, expansion_reason, is_present, item_state, light_window_start
+from ..policy import (
+    ExpandReason,
+    expansion_reason,
+    gone_by_lookup,
+    is_present,
+    item_state,
+    light_window_start,
+    watched,
+)
 from ..states import ItemState
 from .catalog import _ITEM_COLUMNS, CONTENT, CatalogStore, StoredItem
 from .rows import Row, Watch, build_row
@@ -49,6 +57,37 @@ class Expansion:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A movie or episode whose view count rose (`policy.watched`)."""
+
+    rating_key: str
+    kind: str
+    title: str | None
+    show: str | None
+    season: int | None
+    episode: int | None
+    view_count: int | None
+    last_viewed_at: int | None
+    guids: tuple[str, ...]
+
+
+def _watched(row: Row) -> Watched:
+    item = row.item
+    episode = item.kind is ItemKind.EPISODE
+    return Watched(
+        rating_key=item.rating_key,
+        kind=item.kind.value,
+        title=item.title,
+        show=item.grandparent_title if episode else None,
+        season=item.parent_index if episode else None,
+        episode=item.index if episode else None,
+        view_count=item.view_count,
+        last_viewed_at=item.last_viewed_at,
+        guids=tuple(uri for uri, _, _ in row.guid_rows()),
+    )
+
+
 @dataclass(slots=True)
 class PageResult:
     """What applying a page did."""
@@ -62,6 +101,10 @@ class PageResult:
     seen: list[str] = field(default_factory=list)
     # Shows of this page whose children the run lists (see `policy.expansion_reason`).
     expansions: list[Expansion] = field(default_factory=list)
+    # Movies and episodes whose view count rose (`policy.watched`).
+    watched: list[Watched] = field(default_factory=list)
+    # Titles of the items this page inserted or changed (for live-update events).
+    changed_titles: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unidentified: int = 0
 
@@ -106,6 +149,8 @@ def apply_page(
                 result.returned += 1
         if old.watch != row.watch:
             watches.append((old.id, row.watch))
+            if watched(row.item.kind, old.watch[0], row.watch[0]):
+                result.watched.append(_watched(row))
         if old.state == row.state and old.watch == row.watch:
             result.skipped += 1
 
@@ -155,7 +200,10 @@ def apply_page(
                     continue
                 if not is_present(old.state):
                     result.returned += 1
+                if watched(row.item.kind, old.watch[0], row.watch[0]):
+                    result.watched.append(_watched(row))
                 changes.append((old.id, row.values, before.values))
+                result.changed_titles.append(_label(row.item))
                 if not same_parts:
                     new_parts.append((old.id, row))
                 if not same_guids:
@@ -222,6 +270,7 @@ def apply_page(
             # A child stored under a MISSING show or season proves the parent is there.
             result.returned += store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
     result.changed = len(inserts) + len(changes)
+    result.changed_titles[:0] = [_label(row.item) for row in inserts]
     result.watch_updated = len(watches)
     result.errors = len(errors) + result.unidentified
     result.problems[:0] = [
@@ -231,6 +280,17 @@ def apply_page(
         if row.item.warnings
     ]
     return result
+
+
+def _label(item: PlexItem) -> str:
+    if item.kind is ItemKind.EPISODE:
+        return (
+            f"{item.grandparent_title or '?'} S{item.parent_index or 0:02d}E{item.index or 0:02d}"
+            f" {item.title or ''}"
+        ).rstrip()
+    if item.kind is ItemKind.SEASON:
+        return f"{item.parent_title or '?'} {item.title or ''}".rstrip()
+    return item.title or "(untitled)"
 
 
 def build_rows(ctx: ApplyContext, items: Sequence[PlexItem]) -> tuple[list[Row], list[ItemProblem]]:
@@ -282,6 +342,33 @@ def _consider_show(
     return Expansion(
         item.rating_key, item.title, reason, item.child_count or 0, item.leaf_count or 0, detail
     )
+
+
+def confirm_gone(
+    store: CatalogStore, server_id: int, gone: Sequence[str], now: int, run_id: int
+) -> list[str]:
+    """Mark MISSING what live updates reported deleted and Plex no longer knows; return keys.
+
+    `gone` are rating keys Plex, asked for each, did not return. A show or season among them
+    becomes MISSING only when none of its present seasons or episodes is left outside `gone`
+    (`policy.gone_by_lookup`); a key the catalog does not hold is ignored.
+    """
+    with store.transaction():
+        stored = store.lookup(server_id, gone)
+        parents = [key for key, old in stored.items() if old.kind in ("show", "season")]
+        children = store.present_children(server_id, parents) if parents else {}
+        gone_set = set(gone)
+        marked = [
+            key
+            for key, old in stored.items()
+            if is_present(old.state)
+            and gone_by_lookup(
+                plex_knows=False,
+                present_children_left=sum(child not in gone_set for child in children.get(key, ())),
+            )
+        ]
+        store.mark_missing_ids([stored[key].id for key in marked], now, run_id)
+    return marked
 
 
 def set_hydrated(store: CatalogStore, server_id: int, show_keys: Sequence[str]) -> None:
@@ -405,8 +492,10 @@ __all__ = [
     "ItemState",
     "PageResult",
     "RunSetup",
+    "Watched",
     "apply_page",
     "build_rows",
+    "confirm_gone",
     "finalize_run",
     "note_errors",
     "run_setup",
