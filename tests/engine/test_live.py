@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+from custom_components.retrovue.engine.plex.notifications import parse_notifications
 from custom_components.retrovue.engine.policy import LIBRARY_IDENTIFIER, LiveAction, timeline_action
 from custom_components.retrovue.engine.sync.live import LiveBatch, LiveQueue
 
@@ -157,3 +159,100 @@ async def test_ignored_and_coming_entries_refresh_nothing() -> None:
     finally:
         await queue.stop()
     assert sink.batches == []
+
+
+async def test_notifications_as_plex_sends_them_are_routed() -> None:
+    messages = [
+        {
+            "type": "timeline",
+            "size": 2,
+            "TimelineEntry": [
+                {
+                    "identifier": LIBRARY_IDENTIFIER,
+                    "sectionID": "2",
+                    "itemID": "45",
+                    "parentItemID": "44",
+                    "rootItemID": "40",
+                    "type": 4,
+                    "state": 5,
+                },
+                {
+                    "identifier": LIBRARY_IDENTIFIER,
+                    "sectionID": "1",
+                    "itemID": "9",
+                    "type": 1,
+                    "state": 9,
+                    "metadataState": "deleted",
+                },
+            ],
+        },
+        {
+            "type": "activity",
+            "size": 1,
+            "ActivityNotification": [
+                {
+                    "event": "ended",
+                    "uuid": "u",
+                    "Activity": {
+                        "uuid": "u",
+                        "type": "library.refresh.items",
+                        "progress": 100,
+                        "Context": {"key": "/library/metadata/77", "librarySectionID": "1"},
+                    },
+                }
+            ],
+        },
+        {
+            "type": "activity",
+            "size": 1,
+            "ActivityNotification": [
+                {
+                    "event": "started",
+                    "uuid": "v",
+                    "Activity": {
+                        "uuid": "v",
+                        "type": "library.refresh.items",
+                        "Context": {"key": "/library/metadata/78"},
+                    },
+                }
+            ],
+        },
+        {
+            "type": "playing",
+            "size": 1,
+            "PlaySessionStateNotification": [
+                {"sessionKey": "1", "ratingKey": "45", "state": "stopped", "viewOffset": 1000}
+            ],
+        },
+        {
+            "type": "playing",
+            "size": 1,
+            "PlaySessionStateNotification": [
+                {"sessionKey": "1", "ratingKey": "46", "state": "playing", "viewOffset": 10}
+            ],
+        },
+        {
+            "type": "status",
+            "size": 1,
+            "StatusNotification": [
+                {"title": "Library scan complete", "notificationName": "LIBRARY_UPDATE"}
+            ],
+        },
+    ]
+    sink = _Sink()
+    queue = LiveQueue(sink, quiet=0.02, max_delay=1)
+    queue.start()
+    try:
+        for message in messages:
+            body = json.dumps({"NotificationContainer": message})
+            queue.feed(parse_notifications(body, server="Plex"))
+        await _drain(queue, sink)
+    finally:
+        await queue.stop()
+    (batch,) = sink.batches
+    targets = batch.targets
+    assert (targets.items, targets.parents) == ({"45", "77"}, {"44", "40"})
+    assert (targets.gone, targets.watch) == ({"9"}, {"45"})
+    assert batch.all_sections
+    assert batch.origins["77"] == ("websocket", "activity library.refresh.items")
+    assert batch.origins["9"] == ("websocket", "timeline 9")

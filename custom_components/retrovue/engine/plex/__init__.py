@@ -22,16 +22,33 @@ from .models import (
     SectionType,
     ServerIdentity,
 )
+from .notifications import (
+    ActivityEvent,
+    Notification,
+    NotificationError,
+    NotificationStream,
+    PlayingEvent,
+    StatusEvent,
+    StreamStats,
+    TimelineEntry,
+    parse_notifications,
+)
+from .webhooks import WebhookError, WebhookEvent, parse_webhook
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
+    "ActivityEvent",
     "ItemKind",
     "ItemProblem",
     "Listing",
     "ListingStats",
     "Media",
+    "Notification",
+    "NotificationError",
+    "NotificationStream",
     "Page",
     "Part",
+    "PlayingEvent",
     "PlexAuthError",
     "PlexClient",
     "PlexConnectionError",
@@ -45,4 +62,11 @@ __all__ = [
     "Section",
     "SectionType",
     "ServerIdentity",
+    "StatusEvent",
+    "StreamStats",
+    "TimelineEntry",
+    "WebhookError",
+    "WebhookEvent",
+    "parse_notifications",
+    "parse_webhook",
 ]

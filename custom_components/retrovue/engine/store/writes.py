@@ -103,7 +103,8 @@ class PageResult:
     expansions: list[Expansion] = field(default_factory=list)
     # Movies and episodes whose view count rose (`policy.watched`).
     watched: list[Watched] = field(default_factory=list)
-    # Titles of the items this page inserted or changed (for live-update events).
+    # Rating keys and titles of the items this page inserted or changed.
+    changed_keys: list[str] = field(default_factory=list)
     changed_titles: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unidentified: int = 0
@@ -203,6 +204,7 @@ def apply_page(
                 if watched(row.item.kind, old.watch[0], row.watch[0]):
                     result.watched.append(_watched(row))
                 changes.append((old.id, row.values, before.values))
+                result.changed_keys.append(row.item.rating_key)
                 result.changed_titles.append(_label(row.item))
                 if not same_parts:
                     new_parts.append((old.id, row))
@@ -270,6 +272,7 @@ def apply_page(
             # A child stored under a MISSING show or season proves the parent is there.
             result.returned += store.revive_parents(ctx.library_id, ctx.now, ctx.run_id)
     result.changed = len(inserts) + len(changes)
+    result.changed_keys[:0] = [row.item.rating_key for row in inserts]
     result.changed_titles[:0] = [_label(row.item) for row in inserts]
     result.watch_updated = len(watches)
     result.errors = len(errors) + result.unidentified

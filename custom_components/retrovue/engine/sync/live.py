@@ -16,6 +16,13 @@ import contextlib
 from dataclasses import dataclass, field
 import logging
 
+from ..plex.notifications import (
+    ActivityEvent,
+    Notification,
+    PlayingEvent,
+    StatusEvent,
+    TimelineEntry,
+)
 from ..policy import LiveAction, timeline_action
 from .targeted import EXPAND_AT, Targets
 
@@ -26,6 +33,12 @@ QUIET: float = 1.0
 MAX_DELAY: float = 3.0
 # Plex metadata types (timeline `type`).
 _SEASON, _EPISODE = 3, 4
+# Activities whose end means their item changed, and the one that means a section was scanned.
+_ITEM_ACTIVITIES = frozenset({"library.refresh.items", "library.update.item.metadata"})
+_SECTION_ACTIVITY = "library.update.section"
+_SCAN_COMPLETE = "Library scan complete"
+# Playback states after which an item's watch state is re-read.
+_WATCH_STATES = frozenset({"stopped", "paused"})
 
 
 @dataclass(slots=True)
@@ -39,6 +52,8 @@ class LiveBatch:
     all_sections: bool = False
     # How many live updates the batch merges.
     updates: int = 0
+    # Where each named key came from: (source, event), e.g. ("websocket", "timeline").
+    origins: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         """Return whether the batch asks for anything."""
@@ -75,6 +90,32 @@ class LiveQueue:
 
     # --- what comes in -----------------------------------------------------------------
 
+    def feed(self, notifications: list[Notification]) -> None:
+        """Take the notifications of one websocket message."""
+        for note in notifications:
+            if isinstance(note, TimelineEntry):
+                self.timeline(
+                    identifier=note.identifier,
+                    section_id=note.section_id,
+                    item_type=note.type,
+                    state=note.state,
+                    item_id=note.item_id,
+                    parent_id=note.parent_item_id,
+                    root_id=note.root_item_id,
+                )
+            elif isinstance(note, ActivityEvent):
+                if note.event != "ended":
+                    continue
+                if note.type in _ITEM_ACTIVITIES and note.rating_key:
+                    self.changed(note.rating_key, event=f"activity {note.type}")
+                elif note.type == _SECTION_ACTIVITY and note.section_id:
+                    self.scan_complete(note.section_id)
+            elif isinstance(note, StatusEvent):
+                if note.title == _SCAN_COMPLETE:
+                    self.scan_complete(None)
+            elif isinstance(note, PlayingEvent) and note.state in _WATCH_STATES:
+                self.watch(note.rating_key, event=f"playing {note.state}")
+
     def timeline(
         self,
         *,
@@ -91,9 +132,15 @@ class LiveQueue:
             identifier=identifier, section_id=section_id, item_type=item_type, state=state
         )
         if action is LiveAction.REFRESH:
-            self.changed(item_id, parent_id=parent_id, root_id=root_id, item_type=item_type)
+            self.changed(
+                item_id,
+                parent_id=parent_id,
+                root_id=root_id,
+                item_type=item_type,
+                event=f"timeline {state if state is not None else '-'}",
+            )
         elif action is LiveAction.GONE:
-            self.gone(item_id)
+            self.gone(item_id, event=f"timeline {state}")
         elif action is LiveAction.COMING:
             self._poke()
         return action
@@ -105,9 +152,12 @@ class LiveQueue:
         parent_id: str | None = None,
         root_id: str | None = None,
         item_type: int | None = None,
+        source: str = "websocket",
+        event: str = "timeline",
     ) -> None:
         """Note an item added or changed, with its season and show when known."""
         targets = self._batch.targets
+        self._batch.origins[rating_key] = (source, event)
         show = root_id if item_type == _EPISODE else parent_id if item_type == _SEASON else None
         if show and show in targets.shows:
             self._poke()  # listed whole with its show
@@ -125,14 +175,16 @@ class LiveQueue:
                 del self._under[show]
         self._poke()
 
-    def gone(self, rating_key: str) -> None:
+    def gone(self, rating_key: str, *, source: str = "websocket", event: str = "timeline") -> None:
         """Note an item reported deleted (confirmed before anything is marked MISSING)."""
         self._batch.targets.gone.add(rating_key)
+        self._batch.origins[rating_key] = (source, event)
         self._poke()
 
-    def watch(self, rating_key: str) -> None:
+    def watch(self, rating_key: str, *, source: str = "websocket", event: str = "playing") -> None:
         """Note an item whose watch state changed (playback stopped or paused, a scrobble)."""
         self._batch.targets.watch.add(rating_key)
+        self._batch.origins.setdefault(rating_key, (source, event))
         self._poke()
 
     def scan_complete(self, section_key: str | None = None) -> None:

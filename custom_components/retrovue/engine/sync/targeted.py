@@ -88,7 +88,8 @@ class RefreshSummary:
     missing: list[str] = field(default_factory=list)
     # Keys named but unknown to Plex and not reported deleted: left to the next listing.
     not_found: list[str] = field(default_factory=list)
-    # Items inserted or changed, as titles (episodes as "Show S01E02 Title").
+    # Items inserted or changed: keys, and titles (episodes as "Show S01E02 Title").
+    changed_keys: list[str] = field(default_factory=list)
     changed_titles: list[str] = field(default_factory=list)
     watched: list[Watched] = field(default_factory=list)
     # Section keys of the libraries the refresh wrote to.
@@ -284,6 +285,7 @@ class _Refresh:
         summary.returned += result.returned
         summary.watch_updated += result.watch_updated
         summary.watched.extend(result.watched)
+        summary.changed_keys.extend(result.changed_keys)
         summary.changed_titles.extend(result.changed_titles)
         return result
 
