@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import logging
 import os
 import sqlite3
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -143,6 +146,34 @@ async def test_unreachable_server_makes_entities_unavailable_then_recovers(
     plex_server.faults.clear()
     await _tick(hass, freezer)
     assert _state(hass, entry, "library_1_active") == str(_count(plex_server, "movie"))
+    assert caplog.text.count("Syncing Living Room Plex recovered") == 1
+
+
+async def test_another_server_behind_the_url_later_makes_entities_unavailable(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    plex_server.machine_identifier = "someone-else"
+    plex_server.invalidate()
+    await _tick(hass, freezer)
+    assert _state(hass, init_integration, "library_1_active") == STATE_UNAVAILABLE
+
+
+async def test_unexpected_sync_error_is_logged_and_makes_entities_unavailable(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with patch(
+        "custom_components.retrovue.coordinator.sync_library", side_effect=RuntimeError("bug")
+    ):
+        await _tick(hass, freezer)
+    assert _state(hass, init_integration, "library_1_active") == STATE_UNAVAILABLE
+    assert _state(hass, init_integration, "sync_status") == STATE_UNAVAILABLE
+    assert "Unexpected error syncing Living Room Plex" in caplog.text
 
 
 async def test_refused_token_during_sync_starts_reauth(
@@ -158,6 +189,104 @@ async def test_refused_token_during_sync_starts_reauth(
     flows = hass.config_entries.flow.async_progress()
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
     assert flows[0]["context"]["entry_id"] == init_integration.entry_id
+    assert _state(hass, init_integration, "library_1_active") == STATE_UNAVAILABLE
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_progress_reaches_the_server_sensors_alone(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    """Every page moves the progress sensors; the registry is scanned only for new libraries."""
+    entry = init_integration
+    status_id = _entity_id(hass, entry, "sync_status")
+    progress_id = _entity_id(hass, entry, "sync_progress")
+    states: dict[str, list[str]] = {status_id: [], progress_id: []}
+    pages: list[Event] = []
+
+    @callback
+    def _record(event: Event[EventStateChangedData]) -> None:
+        if (new_state := event.data["new_state"]) is not None:
+            states[event.data["entity_id"]].append(new_state.state)
+
+    async_track_state_change_event(hass, list(states), _record)
+    hass.bus.async_listen(EVENT_SYNC_PROGRESS, pages.append)
+    # Two items a page: a deep sync of the movies reads six pages (stored in two or more
+    # batches, as they arrive).
+    plex_server.faults.add(Fault(FaultKind.CAP_SIZE, endpoint="section_all", times=None, cap=2))
+
+    with patch.object(
+        er, "async_entries_for_config_entry", wraps=er.async_entries_for_config_entry
+    ) as scans:
+        await hass.services.async_call(
+            DOMAIN,
+            "sync_library",
+            {"config_entry_id": entry.entry_id, "library": "1", "deep": True},
+            blocking=True,
+        )
+        await hass.async_block_till_done()
+
+    assert len(pages) >= 2
+    assert not [call for call in scans.call_args_list if entry.entry_id in call.args]
+    assert states[status_id] == ["syncing", "idle"]
+    progress = states[progress_id]
+    assert progress[0] == "0"
+    assert progress[-2:] == ["100", "unknown"]
+    assert len(progress) >= 4
+    assert [int(value) for value in progress[:-1]] == sorted(int(value) for value in progress[:-1])
+
+
+async def test_each_library_shows_as_soon_as_it_is_synced(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    plex: PlexEmulator,
+    plex_server: EmuServer,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A library's counts show while the next one syncs; syncs never overlap; unload stops."""
+    caplog.set_level(logging.DEBUG)
+    entry = init_integration
+    movies = [item for item in plex_server.items.values() if item.type == "movie"]
+    for movie in movies[:3]:
+        plex_server.remove_item(movie.rating_key)
+    shows_started = asyncio.Event()
+
+    @callback
+    def _hang_after_the_movies(event: Event) -> None:
+        if event.data["library_key"] == "1":
+            plex_server.faults.add(Fault(FaultKind.HANG, endpoint=None, times=None))
+
+    @callback
+    def _shows_started(event: Event) -> None:
+        if event.data["library_key"] == "2":
+            shows_started.set()
+
+    hass.bus.async_listen(EVENT_LIBRARY_SYNCED, _hang_after_the_movies)
+    hass.bus.async_listen(EVENT_SYNC_STARTED, _shows_started)
+
+    freezer.tick(timedelta(minutes=16))
+    async_fire_time_changed(hass)
+    await asyncio.wait_for(shows_started.wait(), 30)
+    await hass.async_block_till_done()
+
+    assert _state(hass, entry, "library_1_missing") == "3"
+    assert _state(hass, entry, "sync_status") == "syncing"
+
+    # The next tick finds the sync still running and leaves it alone.
+    roots = plex.counters["root"]
+    freezer.tick(timedelta(minutes=16))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert plex.counters["root"] == roots
+    assert "still syncing" in caplog.text
+
+    # Unloading cancels the hanging sync before the catalog closes.
+    caplog.clear()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert _entry_state(entry) is ConfigEntryState.NOT_LOADED
+    assert get_catalog(hass) is None
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_unload_and_reload_close_the_catalog(

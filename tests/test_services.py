@@ -10,6 +10,7 @@ from homeassistant.exceptions import (
     Unauthorized,
     UnknownUser,
 )
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
@@ -23,6 +24,7 @@ from custom_components.retrovue.const import (
 )
 from custom_components.retrovue.engine.store import SCHEMA_VERSION, CatalogStore
 from custom_components.retrovue.shared import get_catalog
+from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EmuServer, Fault, FaultKind
 
 from .conftest import HA_TOKEN, entry_with_mapping
@@ -185,8 +187,17 @@ async def test_purge_deleted(
                 "AND rating_key = (SELECT MIN(rating_key) FROM items WHERE kind = 'movie')"
             )
 
-    await catalog.call(mark_deleted)
+    await on_catalog_thread(catalog, mark_deleted)
     assert await _call(hass, "purge_deleted", {"older_than_days": 10}) == {"purged": 1}
+    # The sensors read the catalog again: one movie fewer (it was deleted, then purged).
+    movies = sum(1 for item in plex_server.items.values() if item.type == "movie")
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "sensor", DOMAIN, f"{init_integration.unique_id}_library_1_active"
+    )
+    assert entity_id is not None
+    state = hass.states.get(entity_id)
+    assert state is not None
+    assert state.state == str(movies - 1)
 
 
 async def test_purge_deleted_is_for_administrators(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
@@ -35,10 +36,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> 
     entry.runtime_data = coordinator
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # The first refresh only read the catalog; sync now without holding up setup.
-    entry.async_create_background_task(
-        hass, coordinator.async_refresh(), f"{DOMAIN} first sync {entry.title}"
+    entry.async_on_unload(
+        async_track_time_interval(
+            hass,
+            coordinator.async_start_sync,
+            coordinator.sync_interval,
+            name=f"{DOMAIN} {entry.title} sync",
+            cancel_on_shutdown=True,
+        )
     )
+    # The first refresh only read the catalog; sync now without holding up setup.
+    coordinator.async_start_sync()
     return True
 
 
@@ -46,6 +54,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) ->
     """Unload a config entry; the last one closes the catalog."""
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
+        # A running sync is cancelled first: it still writes to the catalog.
+        await entry.runtime_data.async_shutdown()
         await async_release_catalog(hass, entry.entry_id)
     return unloaded
 

@@ -1,4 +1,4 @@
-"""Coordinator: runs the catalog sync for one Plex server and reads what entities show."""
+"""Coordinator: what one Plex server's entities show, read from the catalog, and its syncs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -88,7 +88,7 @@ class RetrovueData:
     libraries: dict[str, LibraryData]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SyncActivity:
     """Live sync progress of the server, for the status and progress sensors."""
 
@@ -102,7 +102,13 @@ def _when(epoch: int | None) -> datetime | None:
 
 
 class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
-    """Sync one Plex server's enabled libraries into the shared catalog."""
+    """Read one Plex server's libraries from the catalog, and sync them into it.
+
+    The coordinator's data is a cheap read of the catalog. Syncs run apart from it, one at a
+    time (scheduled by `async_start_sync`, or asked for by the sync_library action): each
+    pushes fresh data after every library, reports its progress to activity listeners only,
+    and a failed scheduled sync makes the entities unavailable (a refused token starts reauth).
+    """
 
     config_entry: RetrovueConfigEntry
 
@@ -113,9 +119,11 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             LOGGER,
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
-            update_interval=timedelta(
-                minutes=entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
-            ),
+            # Only syncs change the catalog, and each pushes what it wrote: nothing to poll.
+            update_interval=None,
+        )
+        self.sync_interval = timedelta(
+            minutes=entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)
         )
         self.catalog = catalog
         self.client = PlexClient(
@@ -128,8 +136,11 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         )
         self.server: ServerContext | None = None
         self.activity = SyncActivity()
+        self._activity_listeners: list[CALLBACK_TYPE] = []
+        self._sync_lock = asyncio.Lock()
         self._library_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._synced_once = False
+        self._sync_task: asyncio.Task[None] | None = None
+        self._stopped = False
         self._mirrored_mappings: list[PathMapping] | None = None
 
     # --- options -----------------------------------------------------------------------------
@@ -158,19 +169,73 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         await self._async_prepare()
 
     async def _async_update_data(self) -> RetrovueData:
-        """Sync the enabled libraries (except on the first refresh) and read the counts."""
-        if self._synced_once:
-            await self.async_sync()
-        # The first refresh only reads the catalog, so setup stays fast even before a cold
-        # sync of a large library; `async_setup_entry` starts that sync right after.
-        self._synced_once = True
-        return await self._async_read()
+        """Read the enabled libraries' counts from the catalog (no request to Plex)."""
+        with self._translated_errors():
+            return await self._async_read()
+
+    async def async_shutdown(self) -> None:
+        """Cancel a running scheduled sync (before the catalog closes), then stop."""
+        self._stopped = True
+        if (task := self._sync_task) is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        await super().async_shutdown()
+
+    # --- activity: the light path to the status and progress sensors -------------------------
+
+    @callback
+    def async_add_activity_listener(self, update_callback: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `update_callback` whenever the sync activity changes; return the remover."""
+        self._activity_listeners.append(update_callback)
+
+        @callback
+        def remove_listener() -> None:
+            self._activity_listeners.remove(update_callback)
+
+        return remove_listener
+
+    @callback
+    def _async_set_activity(self, activity: SyncActivity) -> None:
+        self.activity = activity
+        for update_callback in list(self._activity_listeners):
+            update_callback()
 
     # --- syncing -----------------------------------------------------------------------------
 
+    @callback
+    def async_start_sync(self, _now: datetime | None = None) -> None:
+        """Start a sync of the enabled libraries in the background, unless one is running."""
+        if self._stopped:
+            return
+        if self._sync_lock.locked():
+            LOGGER.debug(
+                "%s is still syncing; this scheduled sync is skipped", self.config_entry.title
+            )
+            return
+        self._sync_task = self.config_entry.async_create_background_task(
+            self.hass, self._async_scheduled_sync(), f"{self.name} sync"
+        )
+
+    async def _async_scheduled_sync(self) -> None:
+        """Sync; on failure make the entities unavailable, and start reauth on a refused token.
+
+        As core's push-style coordinators do (imap): nothing awaits this task to hand an
+        exception to, so the coordinator is told instead.
+        """
+        try:
+            await self.async_sync()
+        except ConfigEntryAuthFailed as err:
+            self.async_set_update_error(err)
+            self.config_entry.async_start_reauth(self.hass)
+        except (UpdateFailed, ConfigEntryError) as err:
+            self.async_set_update_error(err)
+        except Exception as err:  # noqa: BLE001 - as DataUpdateCoordinator does for a refresh
+            LOGGER.exception("Unexpected error syncing %s", self.config_entry.title)
+            self.async_set_update_error(err)
+
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
-        """Turn the engine's refused-token and unreachable errors into Home Assistant's."""
+        """Turn the engine's refused-token, unreachable and catalog errors into HA's."""
         try:
             yield
         except PlexAuthError as err:
@@ -203,7 +268,8 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             )
         mappings = self._path_mappings()
         if mappings != self._mirrored_mappings:
-            await self.catalog.call(CatalogStore.set_path_mappings, server.server_id, mappings)
+            with self._translated_errors():
+                await self.catalog.call(CatalogStore.set_path_mappings, server.server_id, mappings)
             self._mirrored_mappings = mappings
         self.server = server
         return server
@@ -211,71 +277,92 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
     async def async_sync(
         self, libraries: list[str] | None = None, *, deep: bool | None = None
     ) -> list[SyncSummary]:
-        """Sync some (default: all enabled) libraries; deep when asked or when due.
+        """Sync some (default: all enabled) libraries, after any sync already running.
 
-        Raises ConfigEntryAuthFailed on a refused token and UpdateFailed when unreachable.
+        Each library is deep when asked or when due. Fresh data reaches the entities after
+        every library. Raises ConfigEntryAuthFailed on a refused token, UpdateFailed when the
+        server cannot be reached or the catalog fails, ConfigEntryError for another server.
         """
+        async with self._sync_lock:
+            try:
+                return await self._async_sync_libraries(libraries, deep)
+            finally:
+                self._async_set_activity(SyncActivity())
+
+    async def _async_sync_libraries(
+        self, libraries: list[str] | None, deep: bool | None
+    ) -> list[SyncSummary]:
         server = await self._async_prepare()
         keys = [key for key in (libraries or self.enabled_libraries) if server.section(key)]
         options = self.config_entry.options
         retention = options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
         deep_hours = options.get(CONF_DEEP_SYNC_INTERVAL, DEFAULT_DEEP_SYNC_INTERVAL)
-        rows = {
-            row.section_key: row
-            for row in await self.catalog.call(CatalogStore.libraries, server.server_id)
-        }
-        now = time.time()
         summaries: list[SyncSummary] = []
-        try:
-            with self._translated_errors():
-                for key in keys:
-                    stored = rows.get(key)
-                    last_deep = stored.last_deep_sync_at if stored else None
-                    # A library's first sync walks everything anyway: record it as the deep one.
-                    run_deep = last_deep is None or (
-                        deep
-                        if deep is not None
-                        else deep_hours > 0 and now - last_deep >= deep_hours * 3600
+        with self._translated_errors():
+            rows = {
+                row.section_key: row
+                for row in await self.catalog.call(CatalogStore.libraries, server.server_id)
+            }
+            now = time.time()
+            for index, key in enumerate(keys, 1):
+                stored = rows.get(key)
+                last_deep = stored.last_deep_sync_at if stored else None
+                # A library's first sync walks everything anyway: record it as the deep one.
+                run_deep = last_deep is None or (
+                    deep
+                    if deep is not None
+                    else deep_hours > 0 and now - last_deep >= deep_hours * 3600
+                )
+                async with self._library_locks[key]:
+                    summary = await sync_library(
+                        self.client,
+                        self.catalog,
+                        server,
+                        key,
+                        deep=run_deep,
+                        retention_days=retention,
+                        progress=self._on_progress,
                     )
-                    async with self._library_locks[key]:
-                        summary = await sync_library(
-                            self.client,
-                            self.catalog,
-                            server,
-                            key,
-                            deep=run_deep,
-                            retention_days=retention,
-                            progress=self._on_progress,
-                        )
-                    summaries.append(summary)
-                    await self._after_library(summary)
-        finally:
-            self.activity = SyncActivity()
-            self.async_update_listeners()
-        await self._check_mappings(server)
+                summaries.append(summary)
+                await self._after_library(summary)
+                if index < len(keys):
+                    # Show this library's counts while the next one syncs.
+                    await self._async_push_data()
+            await self._check_mappings(server)
+            # The last library's counts, and libraries that vanished from the server.
+            await self._async_push_data()
         return summaries
 
-    async def async_sync_and_update(
-        self, libraries: list[str] | None = None, *, deep: bool | None = None
-    ) -> list[SyncSummary]:
-        """Sync now (e.g. from a service call) and push fresh data to the entities."""
-        summaries = await self.async_sync(libraries, deep=deep)
-        self.async_set_updated_data(await self._async_read())
-        return summaries
+    async def async_refresh_counts(self) -> None:
+        """Read the catalog again after something else than a sync changed it.
+
+        After a failed sync the entities stay unavailable until a sync succeeds.
+        """
+        if self.last_update_success:
+            await self.async_refresh()
+
+    async def _async_push_data(self) -> None:
+        """Hand the entities what the catalog holds now."""
+        data = await self._async_read()
+        if not self.last_update_success:
+            LOGGER.info("Syncing %s recovered", self.config_entry.title)
+        self.async_set_updated_data(data)
 
     @callback
     def _on_progress(self, progress: SyncProgress) -> None:
         summary = progress.summary
         base = self._event_base(summary)
         if progress.event == "library_start":
-            self.activity = SyncActivity(syncing=True, library=summary.library_title, percent=0)
+            self._async_set_activity(
+                SyncActivity(syncing=True, library=summary.library_title, percent=0)
+            )
             self.hass.bus.async_fire(EVENT_SYNC_STARTED, {**base, "deep": summary.deep})
         elif progress.event == "page_progress":
             percent = None
             if summary.total:
                 percent = min(99, int(summary.processed * 100 / summary.total))
-            self.activity = SyncActivity(
-                syncing=True, library=summary.library_title, percent=percent
+            self._async_set_activity(
+                SyncActivity(syncing=True, library=summary.library_title, percent=percent)
             )
             self.hass.bus.async_fire(
                 EVENT_SYNC_PROGRESS,
@@ -289,9 +376,10 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 },
             )
         else:
-            self.activity = SyncActivity(syncing=True, library=summary.library_title, percent=100)
+            self._async_set_activity(
+                SyncActivity(syncing=True, library=summary.library_title, percent=100)
+            )
             self.hass.bus.async_fire(EVENT_LIBRARY_SYNCED, {**base, **summary_to_json(summary)})
-        self.async_update_listeners()
 
     def _event_base(self, summary: SyncSummary) -> dict[str, Any]:
         return {

@@ -113,19 +113,22 @@ async def async_setup_entry(
     async_add_entities(
         RetrovueServerSensorEntity(coordinator, description) for description in SERVER_SENSORS
     )
-    known: set[str] = set()
+    followed: frozenset[str] | None = None
 
     @callback
     def _sync_libraries() -> None:
-        current = set(coordinator.data.libraries)
-        if new := current - known:
-            known.update(new)
+        nonlocal followed
+        current = frozenset(coordinator.data.libraries)
+        # Most updates bring new counts for the same libraries: nothing to add or remove.
+        if current == followed:
+            return
+        if new := current - (followed or frozenset()):
             async_add_entities(
                 RetrovueLibrarySensorEntity(coordinator, key, description)
                 for key in sorted(new)
                 for description in LIBRARY_SENSORS
             )
-        known.intersection_update(current)
+        followed = current
         # Remove entities of libraries that vanished or were deselected, also across reloads.
         registry = er.async_get(hass)
         prefix = f"{coordinator.machine_identifier}_library_"
@@ -184,9 +187,16 @@ class RetrovueServerSensorEntity(RetrovueEntity, SensorEntity):
         super().__init__(coordinator, description.key)
         self.entity_description = description
 
+    async def async_added_to_hass(self) -> None:
+        """Also follow the sync's progress, which does not change the coordinator's data."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_activity_listener(self.async_write_ha_state)
+        )
+
     @property
     def available(self) -> bool:
-        """Stay available while a sync runs, even after a failed update."""
+        """Stay available while a sync runs, even after a failed sync."""
         return super().available or self.coordinator.activity.syncing
 
     @property

@@ -21,6 +21,7 @@ from homeassistant.exceptions import (
     UnknownUser,
 )
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.selector import ConfigEntrySelector
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
@@ -45,7 +46,7 @@ from .shared import get_catalog
 
 SYNC_LIBRARY_SCHEMA = vol.Schema(
     {
-        vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_CONFIG_ENTRY_ID): ConfigEntrySelector({"integration": DOMAIN}),
         vol.Optional(ATTR_LIBRARY): cv.string,
         vol.Optional(ATTR_DEEP, default=False): cv.boolean,
     }
@@ -109,9 +110,7 @@ async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
             )
         libraries = match[:1]
     try:
-        summaries = await coordinator.async_sync_and_update(
-            libraries, deep=call.data[ATTR_DEEP] or None
-        )
+        summaries = await coordinator.async_sync(libraries, deep=call.data[ATTR_DEEP] or None)
     except ConfigEntryAuthFailed as err:
         entry.async_start_reauth(call.hass)
         raise HomeAssistantError(
@@ -144,8 +143,9 @@ async def _async_find_items(call: ServiceCall) -> ServiceResponse:
 
 
 async def _async_purge_deleted(call: ServiceCall) -> ServiceResponse:
-    # Deleting rows is for administrators only. Home Assistant's admin-service helper takes
-    # no responses before 2026, so the check it makes is made here.
+    # Deleting rows is for administrators only. `async_register_admin_service` takes
+    # `supports_response` from Home Assistant 2025.6 on; on 2025.4 it registers no action
+    # with a response, so this makes the check its handler makes, with the same errors.
     if call.context.user_id:
         user = await call.hass.auth.async_get_user(call.context.user_id)
         if user is None:
@@ -155,6 +155,9 @@ async def _async_purge_deleted(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
     cutoff = int(dt_util.utcnow().timestamp()) - call.data[ATTR_OLDER_THAN_DAYS] * 86400
     purged = await catalog.call(CatalogStore.purge_deleted, cutoff)
+    # The deleted counts changed: let the sensors of every server read them again.
+    for entry in call.hass.config_entries.async_loaded_entries(DOMAIN):
+        await entry.runtime_data.async_refresh_counts()
     return {"purged": purged}
 
 

@@ -1,0 +1,44 @@
+"""Snapshot of the diagnostics of a synced server."""
+
+from __future__ import annotations
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.matchers import path_type
+
+from custom_components.retrovue.engine.store import SCHEMA_VERSION
+
+from .conftest import HA_TOKEN
+
+pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
+
+# What varies from run to run is snapshotted as its type: the emulator's URL (a free port),
+# the run times (the engine's real clock, which freezegun cannot reach), and the schema
+# version (checked against the engine's below, so a migration does not touch this snapshot).
+VARYING = path_type(
+    {
+        r"entry\.data\.url": (str,),
+        r"catalog\.last_runs\.\d+\.(started_at|finished_at)": (int,),
+        r"catalog\.schema_version": (int,),
+    },
+    regex=True,
+)
+
+
+async def test_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    assert HA_TOKEN not in str(diagnostics)
+    assert diagnostics["catalog"]["schema_version"] == SCHEMA_VERSION
+    assert diagnostics == snapshot(matcher=VARYING)
