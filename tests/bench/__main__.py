@@ -2,18 +2,28 @@
 
     scripts/bench --workload S --format both
     scripts/bench --workload L --format json --out bench-results/L.json --profile
+    scripts/bench --workload L --timestamps spread,refreshed --anchors floor
+    scripts/bench --workload L --against d38cbb8 --repeat 3
 
 Workloads: S (1k movies, 100 shows, ~2k episodes), M (5k / 500 / ~20k), L (20k / 2k / ~20k
-seasons / ~100k episodes). Scenarios: cold, steady (no change), churn (about 1 %), deep.
+seasons / ~100k episodes). Timestamps: spread (updatedAt over years) or refreshed (every
+movie, show, season and episode shares one updatedAt, --refreshed-ago seconds before the
+emulator starts: what "Refresh all metadata" leaves). Scenarios: cold, steady (no change),
+churn (about 1 %), deep.
 Anchors: floor (GET + parse every listing page a cold sync needs), engine_parse (the same with
 the engine's parser; a diagnostic), plexapi (python-plexapi walk), naive (one detail request per
 episode, sampled and extrapolated). The expansions anchor (the changed shows' children and
 allLeaves) comes with churn.
+Side by side: --against REV runs every scenario with the engine of git revision REV (a
+detached worktree in a temporary directory, removed afterwards; or REV may be a directory
+holding custom_components) and with this tree's, interleaved against one emulator, and prints
+both columns (the anchors default to the floor then).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from datetime import UTC, datetime
 import json
 import os
@@ -26,9 +36,17 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from .report import profile_table, run_table, targets, targets_table
-from .runner import ANCHORS, ROOT, SCENARIOS, run_all
-from .workloads import WORKLOADS
+from .report import (
+    compare_table,
+    compare_targets_table,
+    profile_table,
+    run_table,
+    steady_summary,
+    targets,
+    targets_table,
+)
+from .runner import ANCHORS, ROOT, SCENARIOS, EngineTree, Worktree, describe_tree, run_all
+from .workloads import REFRESHED_AGO, TIMESTAMPS, WORKLOADS
 
 
 def _say(line: str = "") -> None:
@@ -73,6 +91,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="also run a cold sync under cProfile"
     )
+    parser.add_argument(
+        "--timestamps",
+        action="append",
+        help="spread (default), refreshed (one shared updatedAt), or all",
+    )
+    parser.add_argument(
+        "--refreshed-ago",
+        type=int,
+        default=REFRESHED_AGO,
+        metavar="SECONDS",
+        help=f"with refreshed: the refresh happened this long before the emulator started "
+        f"(default {REFRESHED_AGO})",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run the engine of this git revision (or tree directory), side by side",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS",
+        help="run nothing: print the tables of an earlier results file",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every scenario and anchor this often; report the median (default 1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -101,7 +149,7 @@ def machine() -> dict[str, Any]:
             text=True,
             check=False,
         ).stdout.split("\n")
-    except OSError:
+    except OSError:  # pragma: no cover - git is missing
         revision, engine_changes = "", []
     import aiohttp
     import plexapi
@@ -121,16 +169,41 @@ def machine() -> dict[str, Any]:
     }
 
 
+def report(results: list[dict[str, Any]]) -> None:
+    """Print the tables of every run, then the steady re-sync against its targets."""
+    for data in results:
+        _say()
+        _say(run_table(data))
+        _say(targets_table(data, targets(data)))
+        if len(data.get("engines") or ()) > 1:
+            _say()
+            _say(compare_table(data))
+            _say(compare_targets_table(data))
+        if data.get("profile"):
+            _say(profile_table(data))
+    summary = steady_summary(results)
+    if summary:
+        _say()
+        _say(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the tables and write the results file."""
     args = parse_args(argv)
+    if args.report:
+        report(json.loads(args.report.read_text())["runs"])
+        return 0
     workloads = _names(args.workload, sorted(WORKLOADS), ["S"])
     formats = ["json", "xml"] if args.format == "both" else [args.format]
     scenarios = _names(args.scenarios, SCENARIOS, list(SCENARIOS))
+    timestamps = _names(args.timestamps, TIMESTAMPS, ["spread"])
     anchor_values = [value for value in args.anchors or [] if value != "none"]
-    anchors = (
-        [] if args.anchors and not anchor_values else _names(anchor_values, ANCHORS, list(ANCHORS))
-    )
+    if args.anchors and not anchor_values:
+        anchors: list[str] = []
+    elif not args.anchors and args.against:
+        anchors = ["floor"]
+    else:
+        anchors = _names(anchor_values, ANCHORS, list(ANCHORS))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = args.out or ROOT / "bench-results" / f"bench-{stamp}.json"
     facts = machine()
@@ -139,26 +212,35 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {facts['python']}, SQLite {facts['sqlite']}, git {facts['git']}"
         + (f" + uncommitted {facts['engine_uncommitted']}" if facts["engine_uncommitted"] else "")
     )
-    runs = run_all(
-        workloads,
-        formats,
-        scenarios=scenarios,
-        anchors=anchors,
-        profile=args.profile,
-        profile_dir=out.parent,
-        log=_say,
-    )
+    with contextlib.ExitStack() as stack:
+        engines = None
+        if args.against:
+            tree = Path(args.against)
+            if (tree / "custom_components").is_dir():
+                before = EngineTree("before", tree.resolve(), describe_tree(tree.resolve()))
+            else:
+                before = stack.enter_context(Worktree(args.against))
+            engines = [before, EngineTree.current("after")]
+            _say(f"side by side: before = {before.revision} ({before.root}), after = this tree")
+        runs = run_all(
+            workloads,
+            formats,
+            scenarios=scenarios,
+            anchors=anchors,
+            profile=args.profile,
+            profile_dir=out.parent,
+            log=_say,
+            timestamps=timestamps,
+            refreshed_ago=args.refreshed_ago,
+            engines=engines,
+            repeat=args.repeat,
+        )
     results: list[dict[str, Any]] = []
     for run in runs:
         data = run.as_dict()
-        found = targets(data)
-        data["targets"] = [target.as_dict() for target in found]
+        data["targets"] = [target.as_dict() for target in targets(data)]
         results.append(data)
-        _say()
-        _say(run_table(data))
-        _say(targets_table(data, found))
-        if data.get("profile"):
-            _say(profile_table(data))
+    report(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps({"machine": facts, "started": stamp, "runs": results}, indent=1) + "\n"

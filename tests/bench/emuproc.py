@@ -1,13 +1,18 @@
 """The emulator's own process for benchmarks, controlled over stdin/stdout.
 
 `python -m tests.bench.emuproc --workload L --format json` generates the workload, serves it on
-a random port of 127.0.0.1 and prints one JSON line (`url`, `token`, `pid`, counts). Then it
+a random port of 127.0.0.1 and prints one JSON line (`url`, `token`, `pid`, counts). With
+`--refreshed-ago SECONDS` every item's `updatedAt` is first set to the emulator's clock minus
+that many seconds (what "Refresh all metadata" leaves; `EmuServer.refresh_metadata`). Then it
 reads one JSON command per line on stdin and answers one JSON line on stdout. Commands run on
 the emulator's event loop between HTTP requests, so mutations never race a render:
 
-- `{"cmd": "stats"}`: request counters by endpoint, `ServerStats`, the process's CPU seconds
+- `{"cmd": "stats"}`: request counters by endpoint, `ServerStats`, the process's CPU seconds,
+  the server's clock (`now`)
 - `{"cmd": "reset"}`: zero counters, recorded requests and stats
-- `{"cmd": "info"}`: item counts, show ratingKeys with leaf counts, an episode sample
+- `{"cmd": "info"}`: item counts, an episode sample, the spread of `updatedAt`
+- `{"cmd": "log"}`: the listings requested since the last reset, grouped by path, type and
+  filter (`updatedAt>>` windows), with how many requests each took
 - `{"cmd": "churn", "churn": {...}, "seed": 2}`: apply the churn; answer what changed
 - `{"cmd": "quit"}`
 """
@@ -21,7 +26,7 @@ import json
 import os
 import random
 import sys
-from typing import Any
+from typing import Any, Final
 
 from tests.emulator import EPISODE, MOVIE, SEASON, SHOW, EmuServer, PlexEmulator, generate_server
 from tests.emulator.render import render
@@ -139,11 +144,53 @@ def info(server: EmuServer, sample: int) -> dict[str, Any]:
         if item.type == EPISODE:
             episodes.append(item.rating_key)
     step = max(1, len(episodes) // max(sample, 1))
+    updated = {item.updated_at for item in server.items.values()}
     return {
         "counts": counts,
         "episode_sample": episodes[::step][:sample],
         "sections": {key: section.type for key, section in server.sections.items()},
+        "updated_at": {
+            "distinct": len(updated),
+            "min": min(updated, default=None),
+            "max": max(updated, default=None),
+        },
+        "now": server.now(),
     }
+
+
+_PAGING: Final = ("X-Plex-Container-Start", "X-Plex-Container-Size", "X-Plex-Token")
+
+
+def listing_log(emulator: PlexEmulator) -> list[dict[str, Any]]:
+    """Group the recorded listing requests by path, type and filters, in first-seen order."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for request in emulator.requests:
+        if request.endpoint not in ("section_all", "children", "all_leaves"):
+            continue
+        query = request.query
+        filters = "&".join(
+            f"{key}={value}"
+            for key, value in sorted(query.items())
+            if key not in _PAGING and key not in ("type", "includeGuids", "excludeAllLeaves")
+        )
+        group = groups.setdefault(
+            (
+                request.endpoint if request.endpoint != "section_all" else request.path,
+                query.get("type", ""),
+                filters,
+            ),
+            {
+                "path": request.path if request.endpoint == "section_all" else request.endpoint,
+                "type": query.get("type", ""),
+                "filters": filters,
+                "requests": 0,
+                "counts": 0,
+            },
+        )
+        group["requests"] += 1
+        if query.get("X-Plex-Container-Size") == "0":
+            group["counts"] += 1
+    return list(groups.values())
 
 
 class Controller:
@@ -169,11 +216,14 @@ class Controller:
                 "bytes_sent": stats.bytes_sent,
                 "unpaged_listings": stats.unpaged_listings,
                 "cpu_seconds": _cpu_seconds(),
+                "now": server.now(),
             }
         if name == "reset":
             self.emulator.reset_log()
             server.stats.reset()
             return {"ok": True}
+        if name == "log":
+            return {"listings": listing_log(self.emulator)}
         if name == "info":
             return info(server, int(command.get("sample", 500)))
         if name == "churn":
@@ -185,6 +235,8 @@ class Controller:
 async def _serve(args: argparse.Namespace) -> None:
     workload = WORKLOADS[args.workload]
     server = generate_server(**workload.generate_kwargs())
+    if args.refreshed_ago is not None:
+        server.refresh_metadata(at=server.now() - args.refreshed_ago)
     server.force_xml = args.format == "xml"
     server.cache_limit_bytes = CACHE_LIMIT_BYTES
     loop = asyncio.get_running_loop()
@@ -216,6 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.emuproc")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), required=True)
     parser.add_argument("--format", choices=("json", "xml"), default="json")
+    parser.add_argument(
+        "--refreshed-ago",
+        type=int,
+        help="give every item one updatedAt, this many seconds before now (default: spread)",
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))

@@ -4,6 +4,12 @@
 stdout. Wall and CPU time (all threads of this process, from `getrusage`) cover only the
 measured part; RSS is sampled every 50 ms by a thread and the peak is the larger of that and
 `ru_maxrss` (the fresh process's lifetime peak).
+
+The engine is imported as `custom_components` from wherever `sys.path` finds it first: this
+tree when the worker runs from its root, or another revision's tree when the runner starts it
+from a directory that links `custom_components` there (`--against`; see `runner.EngineTree`).
+Every result names the engine package it used (`engine`). Engine internals that only some
+tasks need are imported inside those tasks, so an older engine still runs the syncs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import cProfile
 import io
 import json
+import os
 from pathlib import Path
 import pstats
 import resource
@@ -30,17 +37,12 @@ import aiohttp
 import orjson
 import psutil  # type: ignore[import-untyped]
 
+from custom_components.retrovue import engine as _engine
 from custom_components.retrovue.engine.plex import PlexClient
 from custom_components.retrovue.engine.plex.client import DEFAULT_PAGE_SIZE, Listing
 from custom_components.retrovue.engine.plex.models import PlexType
-from custom_components.retrovue.engine.plex.parse import parse_listing
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
-from custom_components.retrovue.engine.store.catalog import _ITEM_COLUMNS, _PART_COLUMNS
-from custom_components.retrovue.engine.sync import (
-    READ_AHEAD_PAGES,
-    prepare_server,
-    sync_library,
-)
+from custom_components.retrovue.engine.sync import prepare_server, sync_library
 
 _SAMPLE_SECONDS = 0.05
 
@@ -178,6 +180,8 @@ def _generic_parse(body: bytes, content_type: str, _start: int) -> tuple[int, in
 
 
 def _engine_parse(body: bytes, content_type: str, start: int) -> tuple[int, int | None]:
+    from custom_components.retrovue.engine.plex.parse import parse_listing
+
     page = parse_listing(body, content_type, kinds=_ANY_KINDS, offset=start)
     return page.received, page.total_size
 
@@ -288,6 +292,9 @@ def task_store(task: Mapping[str, Any]) -> dict[str, Any]:
     stores at most in one (`READ_AHEAD_PAGES` pages), on this one thread: no fetching, no
     parsing, no comparing, no other thread wanting the interpreter lock.
     """
+    from custom_components.retrovue.engine.store.catalog import _ITEM_COLUMNS, _PART_COLUMNS
+    from custom_components.retrovue.engine.sync import READ_AHEAD_PAGES
+
     item_columns = ", ".join(_ITEM_COLUMNS)
     source = sqlite3.connect(task["source"])
     try:
@@ -397,6 +404,8 @@ async def task_sync(task: Mapping[str, Any]) -> dict[str, Any]:
         "client_requests": dict(client.requests),
         "requests": client.requests.total(),
         "summaries": [summary.as_dict() for summary in summaries],
+        # The server's clock (its Date header) when the run ended.
+        "server_time": getattr(client, "server_time", None),
         "changed": sum(summary.changed for summary in summaries),
         "missing_promoted": sum(summary.missing_promoted for summary in summaries),
         "rows_written": sum(written.values()),
@@ -462,6 +471,8 @@ def main() -> None:
     task = json.loads(sys.stdin.read())
     with contextlib.redirect_stdout(sys.stderr):
         result = run(task)
+    # Which engine this process imported (a symlinked tree is resolved).
+    result["engine"] = os.path.realpath(Path(_engine.__file__).parent)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Final
 
 TOKEN: Final = "bench-token-7c2e"
 SEED: Final = 1
+#: How a workload's `updatedAt`s lie: spread over years (the generator's, made sparse), or all
+#: one moment, as after Plex's "Refresh all metadata", an agent change or a restored backup.
+TIMESTAMPS: Final = ("spread", "refreshed")
+#: How long before the emulator starts serving the refreshed library was refreshed.
+REFRESHED_AGO: Final = 3600
 # The generator's epoch (tests/emulator/generate.py): addedAt/updatedAt fall in between.
 _EPOCH_SPAN: Final = 1_735_000_000 - 1_500_000_000
 
@@ -37,6 +42,25 @@ class Workload:
     episodes_per_season: tuple[int, int]
     churn: Churn
     seed: int = SEED
+    #: None: spread timestamps. Otherwise every item's `updatedAt` is the emulator's clock
+    #: minus this many seconds when it starts (see `EmuServer.refresh_metadata`).
+    refreshed_ago: int | None = None
+
+    @property
+    def timestamps(self) -> str:
+        """Return "spread" or "refreshed"."""
+        return "spread" if self.refreshed_ago is None else "refreshed"
+
+    @property
+    def label(self) -> str:
+        """Return the name with the timestamp variant, e.g. "L" or "L/refreshed"."""
+        return self.name if self.refreshed_ago is None else f"{self.name}/refreshed"
+
+    def variant(self, timestamps: str, refreshed_ago: int = REFRESHED_AGO) -> Workload:
+        """Return this workload with spread or shared ("refreshed") `updatedAt`s."""
+        if timestamps not in TIMESTAMPS:
+            raise ValueError(f"unknown timestamps {timestamps!r}")
+        return replace(self, refreshed_ago=None if timestamps == "spread" else refreshed_ago)
 
     @property
     def timestamp_step(self) -> int:

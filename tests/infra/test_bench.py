@@ -5,13 +5,29 @@ The emulator and every sync run in their own processes, exactly as `scripts/benc
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import math
+from pathlib import Path
+import re
+import shutil
 from typing import Any
 
 import pytest
 
-from tests.bench.report import run_table, targets
-from tests.bench.runner import Bench
+from tests.bench.__main__ import main as bench_main
+from tests.bench.report import (
+    best,
+    compare_rows,
+    compare_table,
+    compare_targets_table,
+    run_table,
+    steady_summary,
+    targets,
+    windows,
+)
+from tests.bench.runner import ROOT, Bench
 from tests.bench.workloads import WORKLOADS
 
 LISTING_ENDPOINTS = {"root", "sections", "section_all"}
@@ -102,3 +118,199 @@ def test_report_renders(run: dict[str, Any]) -> None:
     assert "store:" in table
     names = {target.name for target in targets(run)}
     assert {"cold requests", "steady requests", "steady rows written"} <= names
+
+
+# --- one shared updatedAt ("Refresh all metadata"), side by side ------------------------------
+
+
+@pytest.fixture(scope="module")
+def side_by_side(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """`scripts/bench --workload S --timestamps refreshed --against <tree> --repeat 2`.
+
+    Every item shares one updatedAt, an hour old; "before" is a copy of this tree's engine in
+    another directory (what a git worktree of another revision is to the harness), "after"
+    this tree's. Cold and steady, each twice per engine, interleaved.
+    """
+    tmp = tmp_path_factory.mktemp("side-by-side")
+    other = tmp / "other"
+    shutil.copytree(
+        ROOT / "custom_components",
+        other / "custom_components",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    out = tmp / "results.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = bench_main(
+            [
+                "--workload",
+                "S",
+                "--timestamps",
+                "refreshed",
+                "--scenarios",
+                "cold,steady",
+                "--against",
+                str(other),
+                "--repeat",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+    assert status == 0
+    (data,) = json.loads(out.read_text())["runs"]
+    data["printed"] = printed.getvalue()
+    data["other"] = str(other)
+    return data
+
+
+def _window_starts(result: dict[str, Any]) -> dict[str, int]:
+    """Return the `updatedAt>>` value of each windowed listing a run made, by Plex type."""
+    starts = {}
+    for listing in result["emulator"]["listings"]:
+        for part in listing["filters"].split("&"):
+            if part.startswith("updatedAt>>="):
+                starts[listing["type"]] = int(part.split("=", 1)[1])
+    return starts
+
+
+def _processed(result: dict[str, Any]) -> dict[str, int]:
+    return {summary["library_title"]: summary["processed"] for summary in result["summaries"]}
+
+
+@pytest.mark.timeout(300)
+def test_refreshed_workload_shares_one_updated_at(side_by_side: dict[str, Any]) -> None:
+    refresh = side_by_side["refresh"]
+    stamp = refresh["at"]
+
+    assert side_by_side["label"] == "S/refreshed"
+    assert side_by_side["updated_at"] == {"distinct": 1, "min": stamp, "max": stamp}
+    # The refresh came an hour (and the emulator's start-up) before the cold sync.
+    assert refresh["before_cold"] >= refresh["ago"] == 3600
+    for side in side_by_side["sides"].values():
+        assert side["cold"]["rows_written"] == sum(side_by_side["items"].values())
+
+
+@pytest.mark.timeout(300)
+def test_refreshed_steady_is_as_flat_as_spread(
+    run: dict[str, Any], side_by_side: dict[str, Any]
+) -> None:
+    steady, spread = side_by_side["scenarios"]["steady"], run["scenarios"]["steady"]
+    stamp = side_by_side["refresh"]["at"]
+
+    assert [summary["status"] for summary in steady["summaries"]] == ["ok", "ok"]
+    assert steady["rows_written"] == steady["changed"] == 0
+    assert steady["requests"] <= spread["requests"]
+    assert steady["client_requests"] == spread["client_requests"]
+    # Movies, seasons and episodes are listed since the cold run's server clock less the
+    # margin, which leaves the refresh out: nothing comes back but the shows' own listing.
+    starts = _window_starts(steady)
+    assert set(starts) == {"1", "3", "4"}
+    assert all(start > stamp for start in starts.values())
+    assert _processed(steady) == {"Movies": 0, "TV Shows": side_by_side["items"]["show"]}
+    assert _processed(steady) == _processed(spread)
+    assert all("excludes the shared updatedAt" in line for line in windows(steady, stamp))
+    names = {target.name: target for target in targets(side_by_side)}
+    assert names["steady requests"].passed
+    assert names["steady rows written"].passed
+
+
+@pytest.mark.timeout(300)
+def test_refresh_inside_the_margin_is_listed_once_more() -> None:
+    """The variant puts the shared updatedAt where the light windows look.
+
+    A refresh 60 s before the cold sync is inside the first light run's window (the margin is
+    600 s), and that run lists every item again: the variant can show a re-listing.
+    """
+    workload = WORKLOADS["S"].variant("refreshed", refreshed_ago=60)
+    result = Bench(workload, "json", scenarios=("cold", "steady"), anchors=()).run().as_dict()
+    steady = result["scenarios"]["steady"]
+    stamp = result["refresh"]["at"]
+
+    assert all(start < stamp for start in _window_starts(steady).values())
+    assert _processed(steady)["Movies"] == result["items"]["movie"]
+    assert steady["rows_written"] == 0
+    assert all("holds the shared updatedAt" in line for line in windows(steady, stamp))
+
+
+@pytest.mark.timeout(300)
+def test_side_by_side_runs_each_engine_from_its_own_tree(side_by_side: dict[str, Any]) -> None:
+    data = side_by_side
+    other = Path(data["other"])
+
+    assert [engine["name"] for engine in data["engines"]] == ["before", "after"]
+    assert data["anchors"].keys() == {"floor"}
+    sides = data["sides"]
+    for name, root in (("before", other), ("after", ROOT)):
+        for scenario in ("cold", "steady"):
+            result = sides[name][scenario]
+            assert Path(result["engine"]).is_relative_to(root.resolve()), (name, scenario)
+            assert len(result["repetitions"]) == 2
+            assert result["wall"] == min(rep["wall"] for rep in result["repetitions"])
+    # Interleaved: which engine goes first alternates from repetition to repetition and from
+    # scenario to scenario.
+    order = {
+        (name, scenario, rep): entry["order"]
+        for name in ("before", "after")
+        for scenario in ("cold", "steady")
+        for rep, entry in enumerate(sides[name][scenario]["repetitions"])
+    }
+    assert order["before", "cold", 0] < order["after", "cold", 0]
+    assert order["after", "cold", 1] < order["before", "cold", 1]
+    assert order["after", "steady", 0] < order["before", "steady", 0]
+    assert order["before", "steady", 1] < order["after", "steady", 1]
+
+
+@pytest.mark.timeout(300)
+def test_side_by_side_report(side_by_side: dict[str, Any]) -> None:
+    data = side_by_side
+    printed = data["printed"]
+
+    # The same engine twice: the same work on both sides, and the table says so.
+    rows = {row["scenario"]: row for row in compare_rows(data)}
+    assert rows.keys() == {"cold", "steady"}
+    for scenario, row in rows.items():
+        a, b = row["before"], row["after"]
+        assert row["same_work"], scenario
+        assert (a["requests"], a["rows_written"]) == (b["requests"], b["rows_written"])
+        assert row["basis"] == ("list movies+shows" if scenario == "steady" else "floor")
+        # The verdict is on the best of the two runs; the ratios share one yardstick.
+        assert row["change"] == pytest.approx((best(b) - best(a)) / best(a))
+        assert row["passed"] == (row["change"] <= 0.10)
+        assert a["wall"] / row["ratio_before"] == pytest.approx(b["wall"] / row["ratio_after"])
+
+    table = compare_table(data)
+    assert table in printed
+    title, timestamps, header, _rule, *lines = table.splitlines()
+    assert f"before = {data['engines'][0]['revision']}" in title
+    assert "2 runs each, interleaved" in title
+    assert timestamps.startswith("updatedAt: every item shares one")
+    assert re.split(r"\s{2,}", header.strip())[:4] == [
+        "scenario",
+        "requests",
+        "rows written",
+        "wall s, best",
+    ]
+    for line, scenario in zip(lines[:2], ("cold", "steady"), strict=True):
+        cells = re.split(r"\s{2,}", line.strip())
+        row = rows[scenario]
+        a, b = row["before"], row["after"]
+        assert cells[:3] == [
+            scenario,
+            f"{a['requests']} -> {b['requests']}",
+            f"{a['rows_written']} -> {b['rows_written']}",
+        ]
+        assert cells[3:5] == [f"{best(a):.2f} -> {best(b):.2f}", f"{row['change'] * 100:+.1f}%"]
+        assert cells[5] == f"{a['wall']:.2f} -> {b['wall']:.2f}"
+        assert cells[9] == f"{row['ratio_before']:.2f}x -> {row['ratio_after']:.2f}x"
+        assert cells[-1] == ("PASS" if row["passed"] else "FAIL")
+    assert "[before] steady light windows" in table
+    assert "[after] steady light windows" in table
+
+    targets_text = compare_targets_table(data)
+    assert targets_text in printed
+    steady_requests = next(line for line in targets_text.splitlines() if "steady requests" in line)
+    assert steady_requests.split()[-2:] == ["PASS", "PASS"]
+    summary = steady_summary([data])
+    assert summary in printed
+    assert [line.split()[0] for line in summary.splitlines()[3:]] == ["S/refreshed"] * 2
