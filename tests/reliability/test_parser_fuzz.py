@@ -6,26 +6,40 @@ range, deep nesting, wrong types, a Part outside its Media) and at the byte leve
 flipped, inserted or cut, a Latin-1 byte in a string). Every page that parses is also turned
 into catalog rows, where the digest and SQLite's integer range apply. The default budget is
 meant for every CI run on both lanes; RETROVUE_FUZZ_EXAMPLES raises it.
+
+Entries mutated one by one also check the parser's own promise: the fast paths (a JSON entry
+decoded from its bytes, a dict converted) either leave an entry to the tolerant path or give
+exactly the item the tolerant path gives.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any, Final
 
 from hypothesis import HealthCheck, given, settings, strategies as st
+import msgspec
 import pytest
 
 from custom_components.retrovue.engine.paths import PathMapper
-from custom_components.retrovue.engine.plex.models import ItemKind, Page
-from custom_components.retrovue.engine.plex.parse import BodyError, parse_listing
+from custom_components.retrovue.engine.plex.models import ItemKind, Page, PlexItem
+from custom_components.retrovue.engine.plex.parse import (
+    BodyError,
+    _quick_item,
+    _raw_item,
+    _tolerant_item,
+    decode_container,
+    parse_listing,
+)
 from custom_components.retrovue.engine.store.rows import build_row
 from tests.emulator import generate_server
 from tests.emulator.render import Node, render
 from tests.emulator.shapes import container, item_node
 
-# 3 tests x 1,700 examples on each of the two Home Assistant lanes: over 10,000 a CI run.
+# 3 tests x 1,700 examples on each of the two Home Assistant lanes: over 10,000 a CI run
+# (the two single-entry tests are far cheaper per example).
 EXAMPLES: Final = int(os.environ.get("RETROVUE_FUZZ_EXAMPLES", "1700"))
 KINDS: Final = tuple(ItemKind)
 _SERVER: Final = generate_server(seed=13, movies=4, shows=2, token="fuzz")
@@ -207,3 +221,121 @@ def test_unmutated_pages_parse_clean(fmt: str) -> None:
         assert len(parsed.items) == len(page.children)
         assert not parsed.problems
         assert not any(item.warnings for item in parsed.items)
+
+
+# Text that msgspec reads as a number, or nearly: where the fast paths could part ways with
+# the tolerant one.
+_NUMBER_TEXTS = st.sampled_from(
+    [
+        "1e3",
+        "1E3",
+        "-1e3",
+        "1.0",
+        "0.5e1",
+        "1.5",
+        "-0",
+        "00012",
+        "+5",
+        "null",
+        "NULL",
+        " null",
+        " 7 ",
+        "0x10",
+        "1_000",
+        "١٢",
+        "9.2e18",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "12345678901234567.0",
+        "1e19",
+        "",
+    ]
+)
+_FIELD_VALUES = st.one_of(
+    _SCALARS,
+    _NUMBER_TEXTS,
+    st.floats(min_value=-(2.0**64), max_value=2.0**64).map(float.__round__).map(float),
+    # Copied: a drawn object can be mutated further, and the samples must stay as they are.
+    st.sampled_from([[], {}, [{}], [{"id": ""}], [{"id": "imdb://tt1"}], {"id": "x"}]).map(
+        copy.deepcopy
+    ),
+    _VALUES,
+)
+
+
+def _mutate(draw: st.DrawFn, entry: dict[str, Any], values: st.SearchStrategy[Any]) -> None:
+    """Replace or remove one to three fields of an entry, its Media or their Parts."""
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        targets: list[dict[str, Any]] = [entry]
+        for media in _listed(entry.get("Media")):
+            if isinstance(media, dict):
+                targets.append(media)
+                targets.extend(p for p in _listed(media.get("Part")) if isinstance(p, dict))
+        target = draw(st.sampled_from(targets))
+        key = draw(st.sampled_from([*target, "Part", "Guid", "librarySectionID", "extra"]))
+        if draw(st.integers(min_value=0, max_value=5)) == 0:
+            target.pop(key, None)
+        else:
+            target[key] = draw(values)
+
+
+@st.composite
+def _mutated_entry(draw: st.DrawFn) -> dict[str, Any]:
+    """Return one JSON entry of a page with some values replaced (integers kept exact)."""
+    data = _json_entries(draw(st.sampled_from(PAGES)))
+    entry: dict[str, Any] = draw(st.sampled_from(data["MediaContainer"]["Metadata"]))
+    _mutate(draw, entry, _FIELD_VALUES)
+    return entry
+
+
+# What an XML attribute can hold.
+_XML_CHARS = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"))
+
+
+@st.composite
+def _mutated_xml_entry(draw: st.DrawFn) -> dict[str, Any]:
+    """Return one XML entry, decoded as the general path decodes it, with text replaced."""
+    page = draw(st.sampled_from(PAGES)).copy()
+    page.children = [draw(st.sampled_from(page.children))]
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        node = draw(st.sampled_from([page.children[0], *_descendants(page.children[0])]))
+        key = draw(st.sampled_from([*node.attrs, "ratingKey", "type", "librarySectionID"]))
+        node.attrs[key] = draw(st.one_of(_NUMBER_TEXTS, st.text(_XML_CHARS, max_size=8)))
+    decoded, _ = decode_container(render(page, "xml"), "text/xml")
+    (entry,) = (e for tag in ("Video", "Directory") for e in decoded.get(tag, []))
+    assert isinstance(entry, dict)
+    return entry
+
+
+def _descendants(node: Node) -> list[Node]:
+    return [d for child in node.children for d in (child, *_descendants(child))]
+
+
+def _agree(entry: dict[str, Any]) -> PlexItem | None:
+    """Check that the dict fast path gives the tolerant item or nothing; return its item."""
+    tolerant = _tolerant_item(entry, kinds=KINDS, section_key="1")
+    quick = _quick_item(entry, KINDS, "1")
+    if quick is not None:
+        assert quick == tolerant  # warnings included: none
+    return tolerant if isinstance(tolerant, PlexItem) else None
+
+
+@_FUZZ
+@given(entry=_mutated_entry())
+def test_fast_json_paths_give_the_tolerant_item(entry: dict[str, Any]) -> None:
+    tolerant = _agree(entry)
+    try:
+        raw = json.dumps(entry, allow_nan=False).encode()
+    except ValueError:
+        return  # NaN or infinity: not JSON, never decoded as an entry
+    typed = _raw_item(raw, KINDS, "1", b"digest")
+    if isinstance(typed, PlexItem) and typed.source_digest is not None:
+        assert msgspec.structs.replace(typed, source_digest=None) == tolerant
+
+
+@_FUZZ
+@given(entry=_mutated_xml_entry())
+def test_fast_xml_path_gives_the_tolerant_item(entry: dict[str, Any]) -> None:
+    _agree(entry)

@@ -1,6 +1,8 @@
 """Turn Plex answers (JSON or XML) into the typed models, tolerating odd types and bad entries.
 
-Everything here is pure and synchronous: the client runs it off the event loop for large bodies.
+What an item entry holds is declared once, in `wire.py`; this module pages through answers
+and turns their entries into items by that declaration. Everything here is pure and
+synchronous: the client runs it off the event loop for large bodies.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from dataclasses import replace
 import hashlib
 from itertools import chain
 import json
-import math
 from operator import itemgetter
 import re
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 import msgspec
 import xmltodict
@@ -22,13 +23,12 @@ from .jsonsplit import salvage_keys, split_json_entries
 from .models import (
     ItemKind,
     ItemProblem,
-    Media,
     Page,
-    Part,
     PlexItem,
     Section,
     ServerIdentity,
 )
+from .wire import ITEM, Unusable, read_fields, read_id, read_number, read_text
 from .xmlsplit import XmlEntries, split_entries
 
 try:  # orjson ships with Home Assistant and is several times faster than json.
@@ -76,11 +76,6 @@ _KINDS: Final = {kind.value: kind for kind in ItemKind}
 # Part of every source digest: change it when what the catalog stores from an entry changes,
 # so that the next full listing parses every entry again instead of trusting old digests.
 _SOURCE_DIGEST_KIND: Final = b"retrovue-item-1"
-# The catalog stores integers as SQLite's signed 64-bit ones and digests them as such: a number
-# outside that range is read as missing, with a warning.
-INT_MIN: Final = -(2**63)
-INT_MAX: Final = 2**63 - 1
-type _Int = Annotated[int, msgspec.Meta(ge=INT_MIN, le=INT_MAX)]
 
 
 class BodyError(ValueError):
@@ -128,8 +123,7 @@ def _snippet(body: bytes) -> str:
 
 def container_int(container: Node, key: str) -> int | None:
     """Return an integer attribute of a container, or None when absent or not a number."""
-    value, _ = _int(container.get(key))
-    return value
+    return _number(container.get(key))
 
 
 def container_entries(container: Node) -> list[Any]:
@@ -157,85 +151,40 @@ def _take_entries(container: dict[str, Any]) -> list[Any]:
     return entries
 
 
-# --- scalar coercion -------------------------------------------------------------------------
+# --- scalars, for what is not an item --------------------------------------------------------
 
 
-def _int(value: Any) -> tuple[int | None, bool]:
-    """Return (int or None, ok) for a JSON number or an XML string; None if out of range."""
-    if value is None or value == "":
-        return None, True
-    number: int | float
-    if isinstance(value, bool):
-        return int(value), True
-    if isinstance(value, int | float):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                return None, False
-    else:
-        return None, False
-    if isinstance(number, float) and (math.isnan(number) or math.isinf(number)):
-        return None, False
-    if not INT_MIN <= number <= INT_MAX:
-        return None, False
-    return int(number), True
+def _number(value: Any) -> int | None:
+    """Return an integer read as an item field is (`wire.read_number`), None if unusable."""
+    try:
+        return read_number(value)
+    except Unusable:
+        return None
 
 
-def _str(value: Any) -> tuple[str | None, bool]:
-    """Return (str or None, ok) for a scalar."""
-    if value is None or value == "":
-        return None, True
-    if isinstance(value, str):
-        return value, True
-    if isinstance(value, bool):
-        return ("1" if value else "0"), True
-    if isinstance(value, int | float):
-        return str(value), True
-    return None, False
+def _text(value: Any) -> str | None:
+    """Return text read as an item field is (`wire.read_text`), None if unusable."""
+    try:
+        return read_text(value)
+    except Unusable:
+        return None
 
 
-class _Fields:
-    """Read typed fields from one entry and collect warnings about odd values."""
+def _id(value: Any) -> str | None:
+    """Return an id read as an item's are (`wire.read_id`), None if unusable."""
+    try:
+        return read_id(value)
+    except Unusable:
+        return None
 
-    __slots__ = ("node", "warnings")
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.warnings: list[str] = []
-
-    def number(self, key: str) -> int | None:
-        raw = self.node.get(key)
-        value, ok = _int(raw)
-        if not ok:
-            self.warnings.append(f"{key} is not a number in range: {raw!r:.40}")
-        return value
-
-    def text(self, key: str) -> str | None:
-        raw = self.node.get(key)
-        value, ok = _str(raw)
-        if not ok:
-            self.warnings.append(f"{key} is not text: {type(raw).__name__}")
-        return value
-
-    def nodes(self, key: str) -> list[Node]:
-        raw = self.node.get(key)
-        if raw is None:
-            return []
-        if isinstance(raw, dict):
-            return [raw]
-        if isinstance(raw, list):
-            good: list[Node] = [entry for entry in raw if isinstance(entry, dict)]
-            if len(good) != len(raw):
-                self.warnings.append(f"{key} has {len(raw) - len(good)} malformed entries")
-            return good
-        self.warnings.append(f"{key} is not a list: {type(raw).__name__}")
-        return []
+def _nodes(value: Any) -> list[Node]:
+    """Return the objects of a list (one object is a list of one), skipping anything else."""
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [entry for entry in value if isinstance(entry, dict)]
+    return []
 
 
 # --- entities --------------------------------------------------------------------------------
@@ -243,156 +192,97 @@ class _Fields:
 
 def parse_identity(container: Node) -> ServerIdentity:
     """Return the server identity from `/identity` or `/`."""
-    fields = _Fields(container)
-    machine_identifier = fields.text("machineIdentifier")
+    machine_identifier = _text(container.get("machineIdentifier"))
     if not machine_identifier:
         raise BodyError("the answer has no machineIdentifier")
     return ServerIdentity(
         machine_identifier=machine_identifier,
-        version=fields.text("version"),
-        friendly_name=fields.text("friendlyName"),
-        platform=fields.text("platform"),
+        version=_text(container.get("version")),
+        friendly_name=_text(container.get("friendlyName")),
+        platform=_text(container.get("platform")),
     )
 
 
 def parse_sections(container: Node) -> list[Section]:
     """Return the library sections of `/library/sections`; entries without key or type fail."""
     sections: list[Section] = []
-    for entry in _Fields(container).nodes("Directory"):
-        fields = _Fields(entry)
-        key = fields.text("key")
-        section_type = fields.text("type")
+    for entry in _nodes(container.get("Directory")):
+        get = entry.get
+        key = _text(get("key"))
+        section_type = _text(get("type"))
         if not key or not section_type:
             raise BodyError(f"library section without key or type: {dict(entry)!r:.120}")
         locations = tuple(
             path
-            for location in fields.nodes("Location")
-            if (path := _str(location.get("path"))[0]) is not None
+            for location in _nodes(get("Location"))
+            if (path := _text(location.get("path"))) is not None
         )
         sections.append(
             Section(
                 key=key,
                 type=section_type,
-                title=fields.text("title") or key,
-                uuid=fields.text("uuid"),
-                agent=fields.text("agent"),
-                scanner=fields.text("scanner"),
-                language=fields.text("language"),
+                title=_text(get("title")) or key,
+                uuid=_text(get("uuid")),
+                agent=_text(get("agent")),
+                scanner=_text(get("scanner")),
+                language=_text(get("language")),
                 locations=locations,
-                updated_at=fields.number("updatedAt"),
-                scanned_at=fields.number("scannedAt"),
-                content_changed_at=fields.number("contentChangedAt"),
+                updated_at=_number(get("updatedAt")),
+                scanned_at=_number(get("scannedAt")),
+                content_changed_at=_number(get("contentChangedAt")),
             )
         )
     return sections
 
 
-def _parse_part(node: Node, fields_warnings: list[str]) -> Part:
-    fields = _Fields(node)
-    part = Part(
-        id=fields.text("id"),
-        key=fields.text("key"),
-        file=fields.text("file"),
-        size=fields.number("size"),
-        duration=fields.number("duration"),
-        container=fields.text("container"),
-    )
-    fields_warnings.extend(f"Part {warning}" for warning in fields.warnings)
-    return part
-
-
-def _parse_media(node: Node, warnings: list[str]) -> Media:
-    fields = _Fields(node)
-    parts = tuple(_parse_part(part, warnings) for part in fields.nodes("Part"))
-    media = Media(
-        id=fields.text("id"),
-        duration=fields.number("duration"),
-        bitrate=fields.number("bitrate"),
-        width=fields.number("width"),
-        height=fields.number("height"),
-        video_codec=fields.text("videoCodec"),
-        audio_codec=fields.text("audioCodec"),
-        audio_channels=fields.number("audioChannels"),
-        video_resolution=fields.text("videoResolution"),
-        container=fields.text("container"),
-        parts=parts,
-    )
-    warnings.extend(f"Media {warning}" for warning in fields.warnings)
-    return media
-
-
-# --- the common case, fast ----------------------------------------------------------------------
+# --- items ---------------------------------------------------------------------------------------
 #
-# Nearly every entry has every field in the type Plex documents. `_quick_item` builds those
-# entries without the per-field bookkeeping of `_Fields` (several times faster on a 100k-item
-# library) and gives up on anything odd: such entries go through `_tolerant_item`, which says
-# what is wrong. Both give the same item for an entry `_quick_item` accepts (a test holds them
-# to that, in JSON and XML).
+# Every entry is decoded into the struct of its wire schema (`wire.ITEM`), and `_item` turns
+# that struct into a `PlexItem`, whichever of three ways decoded it:
+#
+# - a JSON entry of a listing, straight from its bytes (`_raw_item`; a full sync reads 100k);
+# - an entry already decoded as a dict (XML through xmltodict, or JSON decoded whole), by
+#   `msgspec.convert`, which reads XML's numbers from text (`_quick_item`);
+# - when either fails on a field that is not of its declared kind, field by field
+#   (`_tolerant_item`), which says what is odd and names the field.
+#
+# The first two give up on anything odd, and give the tolerant path's item for every entry
+# they accept (the tests hold them to that, in JSON and XML, on generated and mutated entries).
+
+_WireItem: Final[type[Any]] = ITEM.struct
+_ITEM_VALUES: Final = ITEM.values
+# The item's values come in the model's order (checked by `wire`).
+_SECTION: Final = PlexItem.__struct_fields__.index("section_key")
 
 
-class _Odd(Exception):
-    """A field `_quick_item` leaves to the tolerant parser."""
+def _item(
+    wire: Any,
+    section_key: str | None,
+    source_digest: bytes | None,
+    warnings: tuple[str, ...] = (),
+) -> PlexItem:
+    """Return the item of a decoded entry: the one place a `PlexItem` is made from the wire.
+
+    `section_key` is the container's, for entries that do not name their own.
+    """
+    values = _ITEM_VALUES(wire)
+    if values[_SECTION] is None:
+        values[_SECTION] = section_key
+    values += (warnings, source_digest)  # the model's two fields after the declared ones
+    return PlexItem(*values)
 
 
-def _quick_number(value: Any) -> int | None:
-    if value is None:
+def _fast_item(
+    wire: Any, kinds: Sequence[ItemKind], section_key: str | None, source_digest: bytes | None
+) -> PlexItem | None:
+    """Return the item of an entry decoded without fault, or None when it needs judgement.
+
+    What decoding cannot see is left to the tolerant path too: a type the caller did not ask
+    for (a problem) and a Part outside its Media (a warning).
+    """
+    if wire.kind not in kinds or wire.stray_parts is not None:
         return None
-    if value.__class__ is int:
-        number = value
-    elif value.__class__ is str and value:
-        number = int(value)  # XML sends numbers as text; anything else raises ValueError
-    else:
-        raise _Odd
-    if INT_MIN <= number <= INT_MAX:
-        return number
-    raise _Odd
-
-
-def _quick_text(value: Any) -> str | None:
-    if value.__class__ is str:
-        return value or None
-    if value is None:
-        return None
-    if value.__class__ is int:  # JSON ids and librarySectionID are numbers
-        return str(value)
-    raise _Odd
-
-
-def _quick_list(value: Any) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if value.__class__ is list and all(isinstance(entry, dict) for entry in value):
-        return value
-    raise _Odd
-
-
-def _quick_part(node: dict[str, Any]) -> Part:
-    get = node.get
-    return Part(
-        _quick_text(get("id")),
-        _quick_text(get("key")),
-        _quick_text(get("file")),
-        _quick_number(get("size")),
-        _quick_number(get("duration")),
-        _quick_text(get("container")),
-    )
-
-
-def _quick_media(node: dict[str, Any]) -> Media:
-    get = node.get
-    return Media(
-        _quick_text(get("id")),
-        _quick_number(get("duration")),
-        _quick_number(get("bitrate")),
-        _quick_number(get("width")),
-        _quick_number(get("height")),
-        _quick_text(get("videoCodec")),
-        _quick_text(get("audioCodec")),
-        _quick_number(get("audioChannels")),
-        _quick_text(get("videoResolution")),
-        _quick_text(get("container")),
-        tuple(_quick_part(part) for part in _quick_list(get("Part"))),
-    )
+    return _item(wire, section_key, source_digest)
 
 
 def _quick_item(
@@ -402,56 +292,42 @@ def _quick_item(
     source_digest: bytes | None = None,
 ) -> PlexItem | None:
     """Return the item of a well-formed entry, or None for the tolerant parser to handle."""
-    get = entry.get
-    rating_key = get("ratingKey")
-    title = get("title")
-    type_name = get("type")
-    kind = _KINDS.get(type_name) if type_name.__class__ is str else None
-    if (
-        "Part" in entry
-        or rating_key.__class__ is not str
-        or not rating_key
-        or title.__class__ is not str
-        or not title
-        or kind not in kinds
-    ):
-        return None
     try:
-        guids = []
-        for node in _quick_list(get("Guid")):
-            guid = node.get("id")
-            if guid.__class__ is not str or not guid:
-                return None
-            guids.append(guid)
-        return PlexItem(
-            kind,  # type: ignore[arg-type]
-            rating_key,
-            title,
-            _quick_text(get("librarySectionID")) or section_key,
-            _quick_text(get("parentRatingKey")),
-            _quick_text(get("grandparentRatingKey")),
-            _quick_text(get("parentTitle")),
-            _quick_text(get("grandparentTitle")),
-            _quick_number(get("index")),
-            _quick_number(get("parentIndex")),
-            _quick_number(get("year")),
-            _quick_text(get("guid")),
-            tuple(guids),
-            _quick_number(get("addedAt")),
-            _quick_number(get("updatedAt")),
-            _quick_text(get("originallyAvailableAt")),
-            _quick_number(get("childCount")),
-            _quick_number(get("leafCount")),
-            _quick_number(get("viewedLeafCount")),
-            _quick_number(get("viewCount")),
-            _quick_number(get("lastViewedAt")),
-            _quick_number(get("viewOffset")),
-            _quick_number(get("duration")),
-            tuple(_quick_media(media) for media in _quick_list(get("Media"))),
-            source_digest=source_digest,
-        )
-    except (_Odd, ValueError):
+        wire = msgspec.convert(entry, _WireItem, strict=False)
+    except msgspec.ValidationError:
         return None
+    return _fast_item(wire, kinds, section_key, source_digest)
+
+
+def _tolerant_item(
+    entry: Any, *, kinds: Iterable[ItemKind], section_key: str | None = None
+) -> PlexItem | ItemProblem:
+    """Return one normalized item, saying what is odd about it, or the problem that stops it.
+
+    Its item carries no source digest: an entry with something odd is read, and its warnings
+    reported, on every run.
+    """
+    if not isinstance(entry, dict):
+        return ItemProblem(None, None, f"entry is not an object: {type(entry).__name__}")
+    warnings: list[str] = []
+    found = read_fields(ITEM, entry, "", warnings)
+    rating_key = found["rating_key"]
+    title = found["title"]
+    if not rating_key:
+        return ItemProblem(None, title, "entry has no ratingKey")
+    allowed = tuple(kinds)
+    type_name = found["kind"]
+    kind = _KINDS.get(type_name or "")
+    if kind is None and type_name is None and len(allowed) == 1:
+        kind = allowed[0]
+        warnings.append(f"type: missing, taken as {kind}")
+    if kind is None or kind not in allowed:
+        return ItemProblem(rating_key, title, f"unexpected type {type_name!r}")
+    if title is None:
+        warnings.append("title: missing")
+    found["kind"] = kind
+    found["title"] = title or ""
+    return _item(_WireItem(**found), section_key, None, tuple(warnings))
 
 
 # --- JSON listings, typed -----------------------------------------------------------------------
@@ -459,65 +335,9 @@ def _quick_item(
 # A JSON listing page is first split into its entries' raw bytes, without building them. An
 # entry whose bytes hash to a digest the caller holds is unchanged and never decoded (a deep
 # re-sync of an unchanged library decodes nothing). The others are decoded by msgspec straight
-# into typed structs; an entry whose fields do not have the types Plex documents fails that
-# decode and goes through `parse_item`, which says what is odd about it. A page that is not
-# the expected shape at all takes the general path (`decode_container` + `parse_items`).
-
-
-class _JsonPart(msgspec.Struct, gc=False, rename="camel"):
-    id: int | str | None = None
-    key: str | None = None
-    file: str | None = None
-    size: _Int | None = None
-    duration: _Int | None = None
-    container: str | None = None
-
-
-class _JsonMedia(msgspec.Struct, gc=False, rename="camel"):
-    id: int | str | None = None
-    duration: _Int | None = None
-    bitrate: _Int | None = None
-    width: _Int | None = None
-    height: _Int | None = None
-    video_codec: str | None = None
-    audio_codec: str | None = None
-    audio_channels: _Int | None = None
-    video_resolution: str | None = None
-    container: str | None = None
-    parts: tuple[_JsonPart, ...] = msgspec.field(default=(), name="Part")
-
-
-class _JsonGuid(msgspec.Struct, gc=False):
-    id: str
-
-
-class _JsonEntry(msgspec.Struct, gc=False, rename="camel"):
-    rating_key: str | None = None
-    title: str | None = None
-    type: str | None = None
-    section_key: int | str | None = msgspec.field(default=None, name="librarySectionID")
-    parent_rating_key: str | None = None
-    grandparent_rating_key: str | None = None
-    parent_title: str | None = None
-    grandparent_title: str | None = None
-    index: _Int | None = None
-    parent_index: _Int | None = None
-    year: _Int | None = None
-    guid: str | None = None
-    guids: tuple[_JsonGuid, ...] = msgspec.field(default=(), name="Guid")
-    added_at: _Int | None = None
-    updated_at: _Int | None = None
-    originally_available_at: str | None = None
-    child_count: _Int | None = None
-    leaf_count: _Int | None = None
-    viewed_leaf_count: _Int | None = None
-    view_count: _Int | None = None
-    last_viewed_at: _Int | None = None
-    view_offset: _Int | None = None
-    duration: _Int | None = None
-    media: tuple[_JsonMedia, ...] = msgspec.field(default=(), name="Media")
-    # Parts belong inside Media; one outside is read in part, with a warning (`parse_item`).
-    stray_parts: msgspec.Raw | None = msgspec.field(default=None, name="Part")
+# into the wire schema's struct; an entry whose fields do not have the types Plex documents
+# fails that decode and goes through `parse_item`, which says what is odd about it. A page that
+# is not the expected shape at all takes the general path (`decode_container` + `parse_items`).
 
 
 class _JsonContainer(msgspec.Struct, gc=False, rename="pascal"):
@@ -536,77 +356,7 @@ class _JsonListing(msgspec.Struct, gc=False, rename="pascal"):
 
 
 _LISTING_DECODER: Final = msgspec.json.Decoder(_JsonListing)
-_ENTRY_DECODER: Final = msgspec.json.Decoder(_JsonEntry)
-
-
-def _id(value: int | str | None) -> str | None:
-    return str(value) if value.__class__ is int else (value or None)  # type: ignore[return-value]
-
-
-def _typed_item(
-    entry: _JsonEntry, kinds: Sequence[ItemKind], section_key: str | None, digest: bytes
-) -> PlexItem | None:
-    """Return the item of a typed entry, or None when it needs `parse_item`'s judgement."""
-    rating_key = entry.rating_key
-    title = entry.title
-    kind = _KINDS.get(entry.type) if entry.type is not None else None
-    if not rating_key or not title or kind not in kinds or entry.stray_parts is not None:
-        return None
-    guids = tuple(node.id for node in entry.guids)
-    if not all(guids):
-        return None
-    return PlexItem(
-        kind,  # type: ignore[arg-type]
-        rating_key,
-        title,
-        _id(entry.section_key) or section_key,
-        entry.parent_rating_key or None,
-        entry.grandparent_rating_key or None,
-        entry.parent_title or None,
-        entry.grandparent_title or None,
-        entry.index,
-        entry.parent_index,
-        entry.year,
-        entry.guid or None,
-        guids,
-        entry.added_at,
-        entry.updated_at,
-        entry.originally_available_at or None,
-        entry.child_count,
-        entry.leaf_count,
-        entry.viewed_leaf_count,
-        entry.view_count,
-        entry.last_viewed_at,
-        entry.view_offset,
-        entry.duration,
-        tuple(
-            Media(
-                _id(media.id),
-                media.duration,
-                media.bitrate,
-                media.width,
-                media.height,
-                media.video_codec or None,
-                media.audio_codec or None,
-                media.audio_channels,
-                media.video_resolution or None,
-                media.container or None,
-                tuple(
-                    Part(
-                        _id(part.id),
-                        part.key or None,
-                        part.file or None,
-                        part.size,
-                        part.duration,
-                        part.container or None,
-                    )
-                    for part in media.parts
-                ),
-            )
-            for media in entry.media
-        ),
-        source_digest=digest,
-    )
+_ENTRY_DECODER: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(_WireItem)
 
 
 # Copying a keyed hasher is cheaper than building one per entry (same digests).
@@ -625,11 +375,13 @@ def _raw_item(
 ) -> PlexItem | ItemProblem | None:
     """Return the item of one raw entry, its problem, or None for the "All episodes" shortcut."""
     try:
-        item = _typed_item(_ENTRY_DECODER.decode(raw), kinds, section_key, digest)
+        wire = _ENTRY_DECODER.decode(raw)
     except msgspec.DecodeError:
-        item = None
-    if item is not None:
-        return item
+        pass
+    else:
+        item = _fast_item(wire, kinds, section_key, digest)
+        if item is not None:
+            return item
     entry = msgspec.json.decode(raw)  # valid JSON: part of a page that decoded
     if _is_pseudo(entry):
         return None
@@ -854,63 +606,6 @@ def source_digest(entry: dict[str, Any]) -> bytes:
     return hasher.digest()
 
 
-def _tolerant_item(
-    entry: Any, *, kinds: Iterable[ItemKind], section_key: str | None = None
-) -> PlexItem | ItemProblem:
-    """Return one normalized item, saying what is odd about it, or the problem that stops it."""
-    if not isinstance(entry, dict):
-        return ItemProblem(None, None, f"entry is not an object: {type(entry).__name__}")
-    fields = _Fields(entry)
-    rating_key = fields.text("ratingKey")
-    title = fields.text("title")
-    if not rating_key:
-        return ItemProblem(None, title, "entry has no ratingKey")
-    allowed = tuple(kinds)
-    type_name = fields.text("type")
-    kind = _KINDS.get(type_name or "")
-    if kind is None and type_name is None and len(allowed) == 1:
-        kind = allowed[0]
-        fields.warnings.append(f"type missing, taken as {kind}")
-    if kind is None or kind not in allowed:
-        return ItemProblem(rating_key, title, f"unexpected type {type_name!r}")
-    if title is None:
-        fields.warnings.append("title missing")
-    guids = tuple(
-        guid for node in fields.nodes("Guid") if (guid := _str(node.get("id"))[0]) is not None
-    )
-    media_warnings: list[str] = []
-    media = tuple(_parse_media(node, media_warnings) for node in fields.nodes("Media"))
-    if "Part" in entry:
-        media_warnings.append("Part outside Media ignored")
-    return PlexItem(
-        kind=kind,
-        rating_key=rating_key,
-        title=title or "",
-        section_key=fields.text("librarySectionID") or section_key,
-        parent_rating_key=fields.text("parentRatingKey"),
-        grandparent_rating_key=fields.text("grandparentRatingKey"),
-        parent_title=fields.text("parentTitle"),
-        grandparent_title=fields.text("grandparentTitle"),
-        index=fields.number("index"),
-        parent_index=fields.number("parentIndex"),
-        year=fields.number("year"),
-        guid=fields.text("guid"),
-        guids=guids,
-        added_at=fields.number("addedAt"),
-        updated_at=fields.number("updatedAt"),
-        originally_available_at=fields.text("originallyAvailableAt"),
-        child_count=fields.number("childCount"),
-        leaf_count=fields.number("leafCount"),
-        viewed_leaf_count=fields.number("viewedLeafCount"),
-        view_count=fields.number("viewCount"),
-        last_viewed_at=fields.number("lastViewedAt"),
-        view_offset=fields.number("viewOffset"),
-        duration=fields.number("duration"),
-        media=media,
-        warnings=(*fields.warnings, *media_warnings),
-    )
-
-
 def _is_pseudo(entry: Any) -> bool:
     """Return whether an entry is PMS's "All episodes" shortcut in a show's children."""
     if entry.__class__ is dict and entry.get("ratingKey"):
@@ -961,7 +656,7 @@ def _entries_page(
     Without `digests`, each entry is digested as decoded. Keys in `unchanged` were matched
     before decoding; they count as received.
     """
-    section_key = _str(container.get("librarySectionID"))[0]
+    section_key = _id(container.get("librarySectionID"))
     entries.reverse()
     if digests is not None:
         digests.reverse()
@@ -987,7 +682,7 @@ def _entries_page(
             parsed = parse_item(entry, kinds=kinds, section_key=section_key, source_digest=digest)
         except Exception as err:  # noqa: BLE001 - one unreadable entry never stops a page
             keys = entry if isinstance(entry, dict) else {}
-            parsed = _unreadable(_str(keys.get("ratingKey"))[0], _str(keys.get("title"))[0], err)
+            parsed = _unreadable(_text(keys.get("ratingKey")), _text(keys.get("title")), err)
         del entry
         if isinstance(parsed, ItemProblem):
             problems.append(parsed)
