@@ -5,6 +5,7 @@ from __future__ import annotations
 from .app import PlexEmulator, RecordedRequest
 from .faults import BAD_ITEM_VARIANTS, Fault, FaultKind, FaultSet
 from .generate import generate_server
+from .live import PlaySession
 from .model import (
     EPISODE,
     MOVIE,
@@ -18,6 +19,8 @@ from .model import (
     EmuServer,
     ServerStats,
 )
+from .notifications import NotificationHub
+from .webhooks import post_webhook, webhook_payload
 
 __all__ = [
     "BAD_ITEM_VARIANTS",
@@ -34,8 +37,12 @@ __all__ = [
     "Fault",
     "FaultKind",
     "FaultSet",
+    "NotificationHub",
+    "PlaySession",
     "PlexEmulator",
     "RecordedRequest",
     "ServerStats",
     "generate_server",
+    "post_webhook",
+    "webhook_payload",
 ]

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from . import shapes
 from .faults import STATUS_FAULTS, Fault, FaultKind, FaultSet
 from .model import MOVIE, SEASON, SHOW, TYPE_NAMES, EmuItem, EmuServer
+from .notifications import NotificationHub
 from .query import (
     NEUTRAL_KEYS,
     Paging,
@@ -43,6 +44,7 @@ _ROUTES: Final = (
     (re.compile(r"^/library/metadata/([^/]+)/children/?$"), "children"),
     (re.compile(r"^/library/metadata/([^/]+)/allLeaves/?$"), "all_leaves"),
     (re.compile(r"^/library/metadata/([^/]+)/?$"), "metadata"),
+    (re.compile(r"^/:/websockets/notifications/?$"), "notifications"),
 )
 _LISTINGS: Final = frozenset({"section_all", "children", "all_leaves"})
 _STATUS_TITLES: Final = {
@@ -152,6 +154,9 @@ class PlexEmulator:
         self._cache = _BodyCache()
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        #: The notification websocket's clients and counters (`connected`, `connects`,
+        #: `messages`, `sent`, `log`, `wait_connected()`).
+        self.notifications = NotificationHub(server)
 
     # -------------------------------------------------------------- lifecycle
 
@@ -168,13 +173,15 @@ class PlexEmulator:
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        self.notifications.attach()
         return self
 
     @web.middleware
     async def _stamp_date(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Date every answer by the server's own clock, as Plex does (its `updatedAt` too)."""
         response = await handler(request)
-        response.headers["Date"] = formatdate(self.server.now(), usegmt=True)
+        if not response.prepared:  # a websocket's headers are long gone
+            response.headers["Date"] = formatdate(self.server.now(), usegmt=True)
         return response
 
     async def stop(self) -> None:
@@ -182,6 +189,8 @@ class PlexEmulator:
         if self._runner is None:
             return
         self._stopping.set()
+        self.notifications.detach()
+        await self.notifications.drop()
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -209,6 +218,15 @@ class PlexEmulator:
     def url(self) -> str:
         """Return the base URL, `http://127.0.0.1:<port>`."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def notification_clients(self) -> int:
+        """Return how many notification websockets are connected now."""
+        return self.notifications.connected
+
+    async def drop_notifications(self, *, abort: bool = False) -> int:
+        """Disconnect every notification websocket (close 1001; `abort`: cut TCP)."""
+        return await self.notifications.drop(abort=abort)
 
     @property
     def faults(self) -> FaultSet:
@@ -257,6 +275,8 @@ class PlexEmulator:
             return web.Response(
                 status=200, body=_HTML_200.encode(), headers={"Content-Type": HTML_CONTENT_TYPE}
             )
+        if endpoint == "notifications":
+            return await self.notifications.handle(request)
 
         wants_json = "application/json" in request.headers.get("Accept", "")
         fmt = "xml"

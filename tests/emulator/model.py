@@ -9,6 +9,8 @@ import posixpath
 import time
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from .live import LiveMixin
+
 if TYPE_CHECKING:
     from .faults import FaultSet
 
@@ -289,7 +291,7 @@ _CHANGEABLE: Final[dict[str, str]] = {
 }
 
 
-class EmuServer:
+class EmuServer(LiveMixin):
     """Hold one emulated Plex server: identity, sections, items, faults and caches."""
 
     def __init__(
@@ -335,6 +337,7 @@ class EmuServer:
         self.next_media_id = 1
         self.next_part_id = 1
         self.next_location_id = 1
+        self.init_live()
 
     # ----------------------------------------------------------------- reading
 
@@ -595,6 +598,7 @@ class EmuServer:
         item.media.append(media)
         self._register(item)
         self._touch(section.key)
+        self.notify_created(item)
         return item
 
     def add_show(
@@ -633,6 +637,7 @@ class EmuServer:
         )
         self._register(item)
         self._touch(section.key)
+        self.notify_created(item)
         return item
 
     def add_season(
@@ -666,6 +671,7 @@ class EmuServer:
         )
         self._register(item)
         self._touch(show.section_key)
+        self.notify_created(item)
         return item
 
     def add_episode(
@@ -729,6 +735,7 @@ class EmuServer:
         item.media.append(media)
         self._register(item)
         self._touch(season.section_key)
+        self.notify_created(item)
         return item
 
     def add_episodes(
@@ -755,6 +762,7 @@ class EmuServer:
         if bump_show_updated_at:
             show.updated_at = max(self.now(), show.updated_at + 1)
             self._touch(show.section_key)
+            self.notify_changed(show)
         return added
 
     # --------------------------------------------------------------- changing
@@ -773,11 +781,13 @@ class EmuServer:
             int(updated_at) if updated_at is not None else max(self.now(), item.updated_at + 1)
         )
         self._touch(item.section_key)
+        self.notify_changed(item)
         return item
 
     def remove_item(self, rating_key: int | str) -> None:
         """Remove an item and everything under it."""
         item = self.item(rating_key)
+        self.notify_deleted(item)
         if item.parent_rk is None:
             self.sections[item.section_key].roots.pop(item.rating_key, None)
         elif (parent := self.items.get(item.parent_rk)) is not None:
@@ -816,6 +826,7 @@ class EmuServer:
             media.id = self.next_media_id
             self.next_media_id += 1
         self._touch(item.section_key)
+        self.notify_part_changed(item, part)
         return part
 
     def take_item(self, rating_key: int | str) -> list[EmuItem]:
@@ -848,6 +859,7 @@ class EmuServer:
                 self.items[item.rating_key] = item
         self._register(root)
         self._touch(root.section_key)
+        self.notify_created(*items)
 
     def move_episode(
         self,
@@ -884,6 +896,7 @@ class EmuServer:
         if bump_updated_at:
             episode.updated_at = max(self.now(), episode.updated_at + 1)
         self._touch(episode.section_key)
+        self.notify_changed(episode)
         return episode
 
     def set_watch_state(
@@ -903,6 +916,24 @@ class EmuServer:
             item.view_offset = view_offset
         self._touch(item.section_key, content=False)
         return item
+
+    def refresh_metadata(self, section_key: str | None = None, *, at: int | None = None) -> int:
+        """Do what "Refresh all metadata" leaves: every item gets one `updatedAt`.
+
+        Every movie, show, season and episode of the section (default: of every section)
+        gets `updatedAt` = `at` (default: the server's clock); `addedAt`, watch state and
+        files stay. The sections' `updatedAt` and `contentChangedAt` move. Returns the stamp.
+        """
+        stamp = self.now() if at is None else int(at)
+        keys = [section_key] if section_key is not None else list(self.sections)
+        for item in self.items.values():
+            if item.section_key in keys:
+                item.updated_at = stamp
+        for key in keys:
+            self._touch(key)
+            section = self.sections[key]
+            section.updated_at = max(section.updated_at, stamp)
+        return stamp
 
     def invalidate(self) -> None:
         """Drop cached bodies after changing items directly."""

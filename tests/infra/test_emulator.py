@@ -8,9 +8,21 @@ import json
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 import pytest
 import xmltodict
 
+from custom_components.retrovue.engine.plex.notifications import (
+    ActivityEvent,
+    Notification,
+    NotificationStream,
+    PlayingEvent,
+    StatusEvent,
+    TimelineEntry,
+    decode_message,
+    parse_notifications,
+)
+from custom_components.retrovue.engine.plex.webhooks import parse_webhook
 from tests.emulator import (
     BAD_ITEM_VARIANTS,
     EPISODE,
@@ -21,6 +33,7 @@ from tests.emulator import (
     FaultKind,
     PlexEmulator,
     generate_server,
+    post_webhook,
 )
 from tests.emulator.__main__ import _parse_args
 
@@ -603,6 +616,34 @@ async def test_replace_file_keeps_updated_at(
     )
 
 
+async def test_refresh_metadata_gives_every_item_one_updated_at(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    added = {rk: item.added_at for rk, item in server.items.items()}
+    assert len({item.updated_at for item in server.items.values()}) > 1
+    stamp = server.now() - 3600
+
+    assert server.refresh_metadata(at=stamp) == stamp
+
+    assert {item.updated_at for item in server.items.values()} == {stamp}
+    assert {rk: item.added_at for rk, item in server.items.items()} == added
+    for section_key, plex_type in (("1", 1), ("2", 2), ("2", 3), ("2", 4)):
+        total = server.count(section_key, plex_type)
+        base = f"/library/sections/{section_key}/all?type={plex_type}&X-Plex-Container-Size=0"
+        since_before = await fetch(session, emu, f"{base}&updatedAt>>={stamp - 1}", headers=JSON)
+        since_stamp = await fetch(session, emu, f"{base}&updatedAt>>={stamp}", headers=JSON)
+        assert since_before.json["totalSize"] == total > 0
+        assert since_stamp.json["totalSize"] == 0
+    sections = (await fetch(session, emu, "/library/sections", headers=JSON)).json["Directory"]
+    assert all(section["updatedAt"] >= stamp for section in sections)
+
+    # One section only, by the server's clock by default.
+    later = server.refresh_metadata("1")
+    assert later >= stamp
+    assert {item.updated_at for item in server.iter_items("1")} == {later}
+    assert {item.updated_at for item in server.iter_items("2", EPISODE)} == {stamp}
+
+
 async def test_add_section_and_items(
     emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
 ) -> None:
@@ -839,3 +880,553 @@ async def test_emulator_not_running() -> None:
 def test_cli_arguments() -> None:
     args = _parse_args(["--port", "0", "--seed", "5", "--movies", "3", "--token", "t"])
     assert (args.port, args.seed, args.movies, args.shows, args.token) == (0, 5, 3, 20, "t")
+
+
+# ------------------------------------------------------------------ live side
+
+WS_PATH = "/:/websockets/notifications"
+
+
+def ws_url(emu: PlexEmulator) -> str:
+    return emu.url.replace("http://", "ws://") + WS_PATH
+
+
+async def connect(
+    session: aiohttp.ClientSession, emu: PlexEmulator, *, query_token: bool = False
+) -> aiohttp.ClientWebSocketResponse:
+    if query_token:
+        return await session.ws_connect(f"{ws_url(emu)}?X-Plex-Token={TOKEN}")
+    return await session.ws_connect(ws_url(emu), headers={"X-Plex-Token": TOKEN})
+
+
+async def next_message(ws: aiohttp.ClientWebSocketResponse) -> tuple[str, list[Notification]]:
+    """Return the type and the engine-decoded notifications of the next message."""
+    message = await ws.receive(timeout=5)
+    assert message.type is aiohttp.WSMsgType.TEXT, message
+    container = json.loads(message.data)["NotificationContainer"]
+    notifications = parse_notifications(message.data)
+    assert container["size"] == len(notifications) > 0
+    assert decode_message(message.data).problems == ()
+    return container["type"], notifications
+
+
+async def next_timeline(ws: aiohttp.ClientWebSocketResponse) -> list[TimelineEntry]:
+    kind, notifications = await next_message(ws)
+    assert kind == "timeline"
+    assert all(isinstance(n, TimelineEntry) for n in notifications)
+    return [n for n in notifications if isinstance(n, TimelineEntry)]
+
+
+async def no_message(ws: aiohttp.ClientWebSocketResponse) -> None:
+    with pytest.raises(TimeoutError):
+        await ws.receive(timeout=0.2)
+
+
+async def test_notifications_need_the_token(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await session.ws_connect(ws_url(emu))
+    assert refused.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as wrong:
+        await session.ws_connect(ws_url(emu), headers={"X-Plex-Token": "nope"})
+    assert wrong.value.status == 401
+    # A plain GET with the token is no websocket.
+    assert (await fetch(session, emu, WS_PATH)).status == 400
+    assert emu.counters["notifications"] == 3
+    assert emu.notification_clients == 0
+
+    # The token as a query parameter works as well as the header.
+    async with await connect(session, emu, query_token=True) as ws:
+        assert emu.notification_clients == 1
+        movie = server.add_movie("1", "By Query", 2020)
+        assert [e.item_id for e in await next_timeline(ws)] == [str(movie.rating_key)] * 4
+
+
+async def test_notifications_follow_the_fault_machinery(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    fault = server.faults.add(Fault(FaultKind.STATUS_503, endpoint="notifications"))
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await connect(session, emu)
+    assert (refused.value.status, fault.hits) == (503, 1)
+    async with await connect(session, emu) as ws:
+        server.change_item(next(server.iter_items("1")).rating_key, title="After the fault")
+        assert (await next_timeline(ws))[0].title == "After the fault"
+
+
+async def test_timeline_for_new_changed_and_removed_items(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    async with await connect(session, emu) as ws:
+        movie = server.add_movie("1", "Brand New", 2024)
+        entries = await next_timeline(ws)
+        assert [(e.state, e.metadata_state) for e in entries] == [
+            (0, "created"),
+            (3, "processing"),
+            (4, "loading"),
+            (5, None),
+        ]
+        for entry in entries:
+            assert entry.identifier == "com.plexapp.plugins.library"
+            assert (entry.item_id, entry.section_id, entry.type) == (str(movie.rating_key), "1", 1)
+            assert (entry.title, entry.updated_at) == ("Brand New", movie.updated_at)
+            assert entry.parent_item_id is None
+            assert entry.root_item_id is None
+            assert entry.queue_size is None
+
+        show = server.add_show("2", "New Show", 2024)
+        assert {(e.item_id, e.type) for e in await next_timeline(ws)} == {(str(show.rating_key), 2)}
+        season = server.add_season(show.rating_key, 1)
+        season_entries = await next_timeline(ws)
+        assert {(e.type, e.parent_item_id, e.root_item_id) for e in season_entries} == {
+            (3, str(show.rating_key), str(show.rating_key))
+        }
+        episode = server.add_episode(season.rating_key, 1, "Pilot")
+        episode_entries = await next_timeline(ws)
+        assert [e.state for e in episode_entries] == [0, 3, 4, 5]
+        assert {
+            (e.item_id, e.type, e.parent_item_id, e.root_item_id, e.section_id, e.title)
+            for e in episode_entries
+        } == {
+            (str(episode.rating_key), 4, str(season.rating_key), str(show.rating_key), "2", "Pilot")
+        }
+        # add_episodes: one mutation per episode; a new season comes first.
+        added = server.add_episodes(show.rating_key, 2, season_index=2)
+        new_season = server.item(added[0].parent_rk or 0)
+        assert [e.item_id for e in await next_timeline(ws)] == [str(new_season.rating_key)] * 4
+        for each in added:
+            assert {e.item_id for e in await next_timeline(ws)} == {str(each.rating_key)}
+
+        # Changes: one state 5 entry carrying the new updatedAt.
+        changed = server.change_item(movie.rating_key, title="Renamed")
+        (entry,) = await next_timeline(ws)
+        assert (entry.item_id, entry.state, entry.metadata_state) == (
+            str(movie.rating_key),
+            5,
+            None,
+        )
+        assert (entry.title, entry.updated_at) == ("Renamed", changed.updated_at)
+        server.replace_file(movie.rating_key)
+        assert [(e.item_id, e.state) for e in await next_timeline(ws)] == [
+            (str(movie.rating_key), 5)
+        ]
+        server.move_episode(added[1].rating_key, season.rating_key)
+        (moved,) = await next_timeline(ws)
+        assert (moved.item_id, moved.parent_item_id, moved.state) == (
+            str(added[1].rating_key),
+            str(season.rating_key),
+            5,
+        )
+
+        # Removal: state 9 "deleted" for the item and everything under it.
+        doomed = {show.rating_key, *show.children}
+        doomed |= {rk for s in show.children for rk in server.item(s).children}
+        server.remove_item(show.rating_key)
+        removed = await next_timeline(ws)
+        assert {int(e.item_id) for e in removed} == doomed
+        assert {(e.state, e.metadata_state) for e in removed} == {(9, "deleted")}
+        assert removed[0].item_id == str(show.rating_key)
+        assert {e.type for e in removed} == {2, 3, 4}
+
+        # Items taken away and put back come back as new.
+        taken = server.take_item(movie.rating_key)
+        assert [e.state for e in await next_timeline(ws)] == [9]
+        server.restore_items(taken)
+        assert [e.state for e in await next_timeline(ws)] == [0, 3, 4, 5]
+        await no_message(ws)
+
+
+async def test_shared_file_change_names_both_episodes(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    by_part: dict[int, list[int]] = {}
+    for item in server.items.values():
+        for media in item.media:
+            for part in media.parts:
+                by_part.setdefault(id(part), []).append(item.rating_key)
+    shared = next(rks for rks in by_part.values() if len(rks) == 2)
+    async with await connect(session, emu) as ws:
+        server.replace_file(shared[0])
+        assert sorted(int(e.item_id) for e in await next_timeline(ws)) == sorted(shared)
+
+
+async def test_every_client_gets_every_message_and_counters(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    movie = next(server.iter_items("1"))
+    async with await connect(session, emu) as first, await connect(session, emu) as second:
+        assert emu.notification_clients == 2
+        server.change_item(movie.rating_key, title="Seen by both")
+        for ws in (first, second):
+            (entry,) = await next_timeline(ws)
+            assert entry.title == "Seen by both"
+        # A mutation from another thread is handed to the emulator's loop.
+        await asyncio.to_thread(server.change_item, movie.rating_key, title="From a thread")
+        for ws in (first, second):
+            assert (await next_timeline(ws))[0].title == "From a thread"
+        # Raw text goes out as it is (for clients' malformed-message handling).
+        server.notify('{"NotificationContainer": ')
+        for ws in (first, second):
+            assert (await ws.receive(timeout=5)).data == '{"NotificationContainer": '
+        hub = emu.notifications
+        assert (hub.connects, hub.messages, hub.sent) == (2, 3, 6)
+        assert hub.log[-1] == '{"NotificationContainer": '
+    await emu.notifications.wait_connected(0)
+    assert emu.notification_clients == 0
+    # Without clients, messages are still counted and logged, and nothing blocks.
+    server.change_item(movie.rating_key, title="Nobody listens")
+    assert emu.notifications.messages == 4
+    assert emu.notifications.sent == 6
+
+
+async def test_silent_mutations_send_nothing(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    movie = next(server.iter_items("1"))
+    show = next(server.iter_items("2"))
+    async with await connect(session, emu) as ws:
+        with server.silent():
+            quiet = server.add_movie("1", "Quiet Arrival", 2021)
+            server.change_item(movie.rating_key, title="Quietly renamed")
+            server.replace_file(movie.rating_key)
+            server.remove_item(show.rating_key)
+            server.scan("1")
+            server.refresh_item(movie.rating_key)
+            server.play(movie.rating_key, offset_ms=1000)
+            server.stop(movie.rating_key, movie.duration)
+            server.notify("raw")
+            inside = server.notifying
+        assert (inside, server.notifying) == (False, True)
+        assert emu.notifications.messages == 0
+        await no_message(ws)
+        # The next message is the first loud one, and polling sees every silent change.
+        server.change_item(quiet.rating_key, title="Loud")
+        (entry,) = await next_timeline(ws)
+        assert (entry.item_id, entry.title) == (str(quiet.rating_key), "Loud")
+    assert (await fetch(session, emu, f"/library/metadata/{quiet.rating_key}")).status == 200
+    detail = metadata(
+        await fetch(session, emu, f"/library/metadata/{movie.rating_key}", headers=JSON)
+    )[0]
+    assert (detail["title"], detail["viewCount"]) == ("Quietly renamed", movie.view_count)
+    assert movie.view_count >= 1
+    assert (await fetch(session, emu, f"/library/metadata/{show.rating_key}")).status == 404
+
+
+async def test_scan_and_refresh_item_activities(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    movie = next(server.iter_items("1"))
+    server.clock = lambda: 1_800_000_000
+    async with await connect(session, emu) as ws:
+        server.scan("1")
+        kind, (started,) = await next_message(ws)
+        assert kind == "activity"
+        assert isinstance(started, ActivityEvent)
+        assert (started.event, started.type, started.section_id) == (
+            "started",
+            "library.update.section",
+            "1",
+        )
+        kind, (ended,) = await next_message(ws)
+        assert isinstance(ended, ActivityEvent)
+        assert (ended.event, ended.uuid, ended.progress) == ("ended", started.uuid, 100)
+        kind, (status,) = await next_message(ws)
+        assert kind == "status"
+        assert isinstance(status, StatusEvent)
+        assert (status.title, status.notification_name) == (
+            "Library scan complete",
+            "LIBRARY_UPDATE",
+        )
+        sections = (await fetch(session, emu, "/library/sections", headers=JSON)).json
+        assert sections["Directory"][0]["scannedAt"] == 1_800_000_000
+
+        # A scan that finds something: the timeline comes between started and ended.
+        with server.scanning("2") as section:
+            show = server.add_show(section.key, "Found by the scan")
+        kinds = [(await next_message(ws))[0] for _ in range(4)]
+        assert kinds == ["activity", "timeline", "activity", "status"]
+        assert show.rating_key in server.items
+
+        refreshed = server.refresh_item(movie.rating_key, summary="Fresh summary")
+        _, (begun,) = await next_message(ws)
+        (entry,) = await next_timeline(ws)
+        _, (done,) = await next_message(ws)
+        for event in (begun, done):
+            assert isinstance(event, ActivityEvent)
+            assert event.type == "library.refresh.items"
+            assert event.key == f"/library/metadata/{movie.rating_key}"
+            assert event.rating_key == str(movie.rating_key)
+            assert event.section_id == "1"
+        assert isinstance(begun, ActivityEvent)
+        assert isinstance(done, ActivityEvent)
+        assert (begun.event, done.event) == ("started", "ended")
+        assert (entry.item_id, entry.state, entry.updated_at) == (
+            str(movie.rating_key),
+            5,
+            refreshed.updated_at,
+        )
+        assert refreshed.summary == "Fresh summary"
+        # Nothing new found: only the two activities.
+        stamp = movie.updated_at
+        server.refresh_item(movie.rating_key, bump_updated_at=False)
+        assert [(await next_message(ws))[0] for _ in range(2)] == ["activity", "activity"]
+        assert movie.updated_at == stamp
+        await no_message(ws)
+
+
+async def test_drop_notifications_and_reconnect(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    movie = next(server.iter_items("1"))
+    first = await connect(session, emu)
+    second = await connect(session, emu)
+    assert await emu.drop_notifications() == 2
+    assert emu.notification_clients == 0
+    for ws in (first, second):
+        closing = await ws.receive(timeout=5)
+        assert closing.type is aiohttp.WSMsgType.CLOSE
+        assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
+        assert ws.closed or (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.CLOSED
+
+    # Connecting again works and receives what happens from then on.
+    again = await connect(session, emu)
+    server.change_item(movie.rating_key, title="After the drop")
+    assert (await next_timeline(again))[0].title == "After the drop"
+    # Cutting the TCP connection: no close frame, the client sees it end.
+    assert await emu.drop_notifications(abort=True) == 1
+    ended = await again.receive(timeout=5)
+    assert ended.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    assert emu.notifications.connects == 3
+    await emu.drop_notifications()  # nobody left: nothing to do
+    await again.close()
+
+
+async def test_engine_stream_reconnects_after_a_drop(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    received: asyncio.Queue[Notification] = asyncio.Queue()
+
+    async def handler(notifications: list[Notification]) -> None:
+        for notification in notifications:
+            received.put_nowait(notification)
+
+    stream = NotificationStream(
+        session, emu.url, TOKEN, backoff_initial=0.05, backoff_max=0.1, jitter=0
+    )
+    task = asyncio.create_task(stream.run(handler))
+    try:
+        await emu.notifications.wait_connected(1)
+        movie = server.add_movie("1", "Live One", 2025)
+        entries = [await asyncio.wait_for(received.get(), 5) for _ in range(4)]
+        assert {getattr(e, "item_id", None) for e in entries} == {str(movie.rating_key)}
+        await emu.drop_notifications()
+        await emu.notifications.wait_connected(1)
+        server.remove_item(movie.rating_key)
+        gone = await asyncio.wait_for(received.get(), 5)
+        assert isinstance(gone, TimelineEntry)
+        assert (gone.item_id, gone.state) == (str(movie.rating_key), 9)
+        assert stream.stats.connects == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_playback_and_scrobble_at_ninety_percent(
+    emu: PlexEmulator, server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    server.clock = lambda: 1_750_000_000
+    movie = server.add_movie("1", "To Watch", 2020, duration=1_000_000)
+    views = movie.view_count
+    path = f"/library/metadata/{movie.rating_key}"
+    async with await connect(session, emu) as ws:
+
+        async def playing() -> PlayingEvent:
+            kind, (event,) = await next_message(ws)
+            assert kind == "playing"
+            assert isinstance(event, PlayingEvent)
+            return event
+
+        session_info = server.play(movie.rating_key, offset_ms=0, client_identifier="tv-1")
+        started = await playing()
+        assert (started.state, started.rating_key, started.view_offset) == (
+            "playing",
+            str(movie.rating_key),
+            0,
+        )
+        assert (started.session_key, started.client_identifier) == (
+            session_info.session_key,
+            "tv-1",
+        )
+        server.pause(movie.rating_key, offset_ms=400_000)
+        paused = await playing()
+        assert (paused.state, paused.view_offset, paused.session_key) == (
+            "paused",
+            400_000,
+            started.session_key,
+        )
+        detail = metadata(await fetch(session, emu, path, headers=JSON))[0]
+        assert detail["viewOffset"] == 400_000
+        assert "viewCount" not in detail
+
+        # Stopped short of 90 %: the offset is kept, no view.
+        server.play(movie.rating_key, offset_ms=400_000, client_identifier="tv-1")
+        assert (await playing()).session_key == started.session_key  # resumed
+        server.stop(movie.rating_key, 899_999)
+        stopped = await playing()
+        assert (stopped.state, stopped.view_offset) == ("stopped", 899_999)
+        detail = metadata(await fetch(session, emu, path, headers=JSON))[0]
+        assert (detail["viewOffset"], movie.view_count) == (899_999, views)
+        assert "lastViewedAt" not in detail
+
+        # At 90 %: a scrobble. viewCount + 1, lastViewedAt now, viewOffset cleared.
+        again = server.play(movie.rating_key, offset_ms=899_999)
+        assert again.session_key != started.session_key
+        await playing()
+        server.stop(movie.rating_key, 900_000)
+        assert (await playing()).state == "stopped"
+        detail = metadata(await fetch(session, emu, path, headers=JSON))[0]
+        assert (detail["viewCount"], detail["lastViewedAt"]) == (views + 1, 1_750_000_000)
+        assert "viewOffset" not in detail
+        assert detail["updatedAt"] == movie.updated_at
+        assert not server.sessions
+
+        # Passing 90 % while playing scrobbles once per session, not again at stop.
+        server.play(movie.rating_key, offset_ms=950_000)
+        server.stop(movie.rating_key)
+        assert [(await playing()).state for _ in range(2)] == ["playing", "stopped"]
+        assert movie.view_count == views + 2
+        await no_message(ws)
+
+    with pytest.raises(KeyError):
+        server.pause(movie.rating_key)
+    with pytest.raises(ValueError, match="cannot be played"):
+        server.play(next(server.iter_items("2")).rating_key)
+
+
+async def test_post_webhook_delivers_a_plex_shaped_payload(
+    server: EmuServer, session: aiohttp.ClientSession
+) -> None:
+    received: list[tuple[str, dict[str, Any], Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        fields: dict[str, Any] = {}
+        for name, value in (await request.post()).items():
+            # The parts' files close when the handler returns: read them here.
+            if isinstance(value, web.FileField):
+                fields[name] = (value.content_type, value.file.read())
+            else:
+                fields[name] = value
+        received.append((request.content_type, dict(request.headers), fields))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook/{secret}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook/s3cret"
+    try:
+        show = next(server.iter_items("2"))
+        season = server.item(show.children[-1])
+        episode = server.item(season.children[0])
+        server.set_watch_state(episode.rating_key, view_count=2, last_viewed_at=1_700_000_000)
+
+        status = await post_webhook(
+            session,
+            url,
+            "library.new",
+            server=server,
+            item=episode,
+            account_title="alice",
+            player_title="Living Room",
+        )
+        assert status == 200
+        content_type, headers, form = received[-1]
+        assert content_type == "multipart/form-data"
+        assert headers["User-Agent"].startswith("PlexMediaServer/")
+        event = parse_webhook(form["payload"])
+        assert (event.event, event.server_uuid, event.server_title) == (
+            "library.new",
+            server.machine_identifier,
+            server.friendly_name,
+        )
+        assert (event.account_id, event.account_title, event.player_title) == (
+            "1",
+            "alice",
+            "Living Room",
+        )
+        assert (event.rating_key, event.parent_rating_key, event.grandparent_rating_key) == (
+            str(episode.rating_key),
+            str(season.rating_key),
+            str(show.rating_key),
+        )
+        assert (event.section_id, event.item_type, event.title, event.grandparent_title) == (
+            "2",
+            "episode",
+            episode.title,
+            show.title,
+        )
+        assert (event.parent_index, event.index) == (season.index, episode.index)
+        raw = json.loads(form["payload"])
+        assert (raw["user"], raw["owner"]) == (True, True)
+        meta = raw["Metadata"]
+        assert meta["librarySectionType"] == "show"
+        assert meta["key"] == f"/library/metadata/{episode.rating_key}"
+        assert meta["librarySectionID"] == 2
+        assert (meta["guid"], meta["addedAt"], meta["updatedAt"]) == (
+            episode.guid,
+            episode.added_at,
+            episode.updated_at,
+        )
+        assert (meta["viewCount"], meta["lastViewedAt"]) == (2, 1_700_000_000)
+        assert "Media" not in meta
+        thumb_type, image = form["thumb"]
+        assert thumb_type == "image/jpeg"
+        assert image.startswith(b"\xff\xd8")
+        assert image.endswith(b"\xff\xd9")
+
+        # Playback events carry no thumb by default; a rating for media.rate.
+        movie = next(server.iter_items("1"))
+        assert (
+            await post_webhook(
+                session, url, "media.rate", server=server, item=movie.rating_key, rating=8.0
+            )
+            == 200
+        )
+        _, _, form = received[-1]
+        assert "thumb" not in form
+        rated = parse_webhook(form["payload"])
+        assert (rated.event, rated.rating_key, rated.item_type, rated.user_rating) == (
+            "media.rate",
+            str(movie.rating_key),
+            "movie",
+            8.0,
+        )
+        assert rated.playback
+        assert json.loads(form["payload"])["Metadata"]["librarySectionType"] == "movie"
+
+        # A shared user's scrobble; `extra` reaches into the payload.
+        await post_webhook(
+            session,
+            url,
+            "media.scrobble",
+            server=server,
+            item=movie,
+            account_id=7,
+            account_title="bob",
+            extra={"Metadata": {"viewOffset": 123_000}, "Player": {"local": False}},
+        )
+        _, _, form = received[-1]
+        scrobble = parse_webhook(form["payload"])
+        assert (scrobble.account_id, scrobble.account_title, scrobble.view_offset) == (
+            "7",
+            "bob",
+            123_000,
+        )
+        raw = json.loads(form["payload"])
+        assert (raw["owner"], raw["Player"]["local"]) == (False, False)
+        assert len(received) == 3
+    finally:
+        await runner.cleanup()
