@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from unittest.mock import AsyncMock, PropertyMock, patch
@@ -125,11 +126,43 @@ def entity_registry_enabled_by_default() -> Generator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_websocket_heartbeat() -> Generator[None]:
+    """Send no websocket pings in tests.
+
+    Tests move Home Assistant's clock, which aiohttp's heartbeat would take for a dead
+    connection (and leave a timer behind).
+    """
+    with patch("custom_components.retrovue.live.HEARTBEAT", None):
+        yield
+
+
 @pytest.fixture
 def mock_setup_entry() -> Generator[AsyncMock]:
     """Keep config flow tests from setting the entry up."""
     with patch("custom_components.retrovue.async_setup_entry", return_value=True) as setup_entry:
         yield setup_entry
+
+
+async def async_wait_synced(hass: HomeAssistant) -> None:
+    """Wait until every loaded server's running sync (if any) and all other work is done.
+
+    Not `async_block_till_done(wait_background_tasks=True)`: the notification websocket and
+    the live-update queue run as background tasks for as long as the entry is loaded.
+    """
+    for _ in range(3):
+        await hass.async_block_till_done()
+        tasks = [
+            task
+            for entry in hass.config_entries.async_entries("retrovue")
+            if (coordinator := getattr(entry, "runtime_data", None)) is not None
+            and (task := getattr(coordinator, "_sync_task", None)) is not None
+            and not task.done()
+        ]
+        if not tasks:
+            break
+        await asyncio.wait(tasks)
+    await hass.async_block_till_done()
 
 
 @pytest.fixture
@@ -139,7 +172,7 @@ async def init_integration(
     """Set up the integration and wait for its first sync."""
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     return mock_config_entry
 
 

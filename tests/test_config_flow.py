@@ -99,6 +99,8 @@ async def test_user_flow(hass: HomeAssistant, plex: PlexEmulator, plex_server: E
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Living Room Plex"
+    webhook_id = result["data"].pop("webhook_id")
+    assert len(webhook_id) == 64  # a fresh secret per entry
     assert result["data"] == {CONF_URL: plex.url, CONF_TOKEN: HA_TOKEN, CONF_VERIFY_SSL: True}
     assert result["options"] == {
         CONF_LIBRARIES: ["2"],
@@ -471,7 +473,10 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"
     assert result["errors"] == {}
-    assert result["description_placeholders"] == {"name": "Living Room Plex"}
+    assert result["description_placeholders"] == {
+        "name": "Living Room Plex",
+        "webhook_url": "(shown once the server has been set up)",
+    }
     assert _select_options(result, CONF_LIBRARIES) == [
         ("1", "Movies (movie)"),
         ("2", "TV Shows (show)"),
@@ -495,6 +500,25 @@ async def test_options_flow(hass: HomeAssistant, mock_config_entry: MockConfigEn
     }
     assert mock_config_entry.options == expected
     assert all(type(mock_config_entry.options[key]) is int for key in list(expected)[1:])
+
+
+async def test_options_flow_shows_the_webhook_address(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """The address to paste into Plex's webhook settings is in the options form."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, data={**mock_config_entry.data, "webhook_id": "abc123"}
+    )
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    # No URL configured for Home Assistant in tests: the path to put after its address.
+    assert result["description_placeholders"]["webhook_url"].endswith("/api/webhook/abc123")
+    await hass.config.async_update(external_url="https://ha.example.org")
+    result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
+    assert (
+        result["description_placeholders"]["webhook_url"]
+        == "https://ha.example.org/api/webhook/abc123"
+    )
 
 
 async def test_options_flow_needs_a_library(

@@ -33,7 +33,7 @@ from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.shared import get_catalog
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator
 
-from .conftest import HA_TOKEN, entry_with_mapping
+from .conftest import HA_TOKEN, async_wait_synced, entry_with_mapping
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
 
@@ -65,7 +65,7 @@ def _entry_state(entry: MockConfigEntry) -> ConfigEntryState:
 async def _tick(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     freezer.tick(timedelta(minutes=16))
     async_fire_time_changed(hass)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
 
 
 async def test_setup_syncs_and_sensors_show_the_catalog(
@@ -294,7 +294,7 @@ async def test_unload_and_reload_close_the_catalog(
 ) -> None:
     assert get_catalog(hass) is not None
     assert await hass.config_entries.async_reload(init_integration.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     assert _entry_state(init_integration) is ConfigEntryState.LOADED
     assert await hass.config_entries.async_unload(init_integration.entry_id)
     await hass.async_block_till_done()
@@ -358,7 +358,7 @@ async def test_wrong_mapping_raises_a_repair_and_fixing_it_clears_it(
     entry = entry_with_mapping(mock_config_entry, "/nowhere", "/mnt")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     issue_id = f"mapping_probably_wrong_{entry.entry_id}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
     assert _state(hass, entry, "library_1_remote_only") == str(_count(plex_server, "movie"))
@@ -367,7 +367,7 @@ async def test_wrong_mapping_raises_a_repair_and_fixing_it_clears_it(
     hass.config_entries.async_update_subentry(
         entry, subentry, data={CONF_PLEX_PREFIX: "/data", CONF_LOCAL_PREFIX: "/mnt"}
     )
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     assert _state(hass, entry, "library_1_remote_only") == "0"
 
@@ -377,7 +377,7 @@ async def test_libraries_follow_the_options(
 ) -> None:
     entry = init_integration
     hass.config_entries.async_update_entry(entry, options={**entry.options, CONF_LIBRARIES: ["2"]})
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     registry = er.async_get(hass)
     assert (
         registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_library_1_active")
@@ -413,7 +413,7 @@ async def test_no_token_in_debug_logs_and_no_deprecation_report(
     caplog.set_level(logging.DEBUG)
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     await _tick(hass, freezer)
     assert "retrovue" in caplog.text
     assert HA_TOKEN not in caplog.text
@@ -457,7 +457,7 @@ async def test_runs_cut_off_by_a_crash_are_marked_failed(
 
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
 
     shared = get_catalog(hass)
     assert shared is not None

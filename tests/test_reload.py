@@ -23,7 +23,7 @@ from custom_components.retrovue.const import (
     DOMAIN,
     SUBENTRY_PATH_MAPPING,
 )
-from tests.conftest import HA_TOKEN
+from tests.conftest import HA_TOKEN, async_wait_synced
 from tests.emulator import EmuServer, PlexEmulator
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
@@ -39,7 +39,7 @@ def setups() -> Iterator[AsyncMock]:
 
 
 async def _settle(hass: HomeAssistant) -> None:
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
 
 
 def _works(entry: MockConfigEntry) -> None:

@@ -27,7 +27,7 @@ from custom_components.retrovue.shared import get_catalog
 from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EmuServer, Fault, FaultKind
 
-from .conftest import HA_TOKEN, entry_with_mapping
+from .conftest import HA_TOKEN, async_wait_synced, entry_with_mapping
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
 
@@ -133,7 +133,7 @@ async def test_find_items_with_guids_state_and_local_path(
     entry = entry_with_mapping(mock_config_entry, "/data/movies", "/mnt/films")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done(wait_background_tasks=True)
+    await async_wait_synced(hass)
     movie = next(item for item in plex_server.items.values() if item.type == "movie")
 
     response = await _call(hass, "find_items", {"title": movie.title[1:5], "kind": "movie"})

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from homeassistant.components import webhook
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .const import CONF_WEBHOOK_ID, DOMAIN
 from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
 from .engine.store import CatalogStore
+from .live import RetrovueLive
 from .services import async_setup_services
 from .shared import async_acquire_catalog, async_release_catalog
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -26,6 +28,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> bool:
     """Set up one Plex server."""
+    if CONF_WEBHOOK_ID not in entry.data:
+        # Entries made before webhooks existed get their secret webhook id once.
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_WEBHOOK_ID: webhook.async_generate_id()}
+        )
     catalog = await async_acquire_catalog(hass, entry.entry_id)
     try:
         coordinator = RetrovueDataUpdateCoordinator(hass, entry, catalog)
@@ -34,6 +41,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> 
         await async_release_catalog(hass, entry.entry_id)
         raise
     entry.runtime_data = coordinator
+    coordinator.live = RetrovueLive(hass, entry, coordinator)
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(
@@ -47,6 +55,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> 
     )
     # The first refresh only read the catalog; sync now without holding up setup.
     coordinator.async_start_sync()
+    coordinator.live.async_start()
     return True
 
 

@@ -7,6 +7,7 @@ from ipaddress import ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from homeassistant.components import webhook
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -18,6 +19,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import UnitOfTime
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -44,6 +46,7 @@ from .const import (
     CONF_TOKEN,
     CONF_URL,
     CONF_VERIFY_SSL,
+    CONF_WEBHOOK_ID,
     DEFAULT_DEEP_SYNC_INTERVAL,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SCAN_INTERVAL,
@@ -332,7 +335,8 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             if user_input[CONF_LIBRARIES]:
                 return self.async_create_entry(
                     title=self._title,
-                    data=self._data,
+                    # The webhook's secret id (Plex Pass webhooks post to it).
+                    data={**self._data, CONF_WEBHOOK_ID: webhook.async_generate_id()},
                     options={
                         CONF_LIBRARIES: user_input[CONF_LIBRARIES],
                         CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
@@ -466,8 +470,23 @@ class RetrovueOptionsFlowHandler(OptionsFlow):
             step_id="init",
             data_schema=schema,
             errors=errors,
-            description_placeholders={"name": self.config_entry.title},
+            description_placeholders={
+                "name": self.config_entry.title,
+                "webhook_url": _webhook_url(self.hass, self.config_entry),
+            },
         )
+
+
+def _webhook_url(hass: HomeAssistant, entry: ConfigEntry) -> str:
+    """Return the address of the entry's webhook, for Plex's webhook settings."""
+    webhook_id = entry.data.get(CONF_WEBHOOK_ID)
+    if not webhook_id:
+        return "(shown once the server has been set up)"
+    try:
+        return webhook.async_generate_url(hass, webhook_id)
+    except NoURLAvailableError:
+        # No URL configured for Home Assistant: the path, to put after its address.
+        return webhook.async_generate_path(webhook_id)
 
 
 class PathMappingSubentryFlowHandler(ConfigSubentryFlow):

@@ -12,6 +12,7 @@ LOGGER = logging.getLogger(__package__)
 CONF_URL: Final = "url"
 CONF_TOKEN: Final = "token"  # noqa: S105 - a config key, not a secret
 CONF_VERIFY_SSL: Final = "verify_ssl"
+CONF_WEBHOOK_ID: Final = "webhook_id"
 
 # Options
 CONF_LIBRARIES: Final = "libraries"
@@ -39,11 +40,16 @@ EVENT_SYNC_STARTED: Final = "retrovue_sync_started"
 EVENT_SYNC_PROGRESS: Final = "retrovue_sync_progress"
 EVENT_LIBRARY_SYNCED: Final = "retrovue_library_synced"
 EVENT_ITEMS_MISSING: Final = "retrovue_items_missing"
+EVENT_ITEMS_CHANGED: Final = "retrovue_items_changed"
+EVENT_ITEM_WATCHED: Final = "retrovue_item_watched"
+EVENT_PLAYBACK: Final = "retrovue_playback"
 
 # Services
 SERVICE_SYNC_LIBRARY: Final = "sync_library"
 SERVICE_FIND_ITEMS: Final = "find_items"
 SERVICE_PURGE_DELETED: Final = "purge_deleted"
+SERVICE_REFRESH_ITEMS: Final = "refresh_items"
+ATTR_RATING_KEYS: Final = "rating_keys"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_LIBRARY: Final = "library"
 ATTR_DEEP: Final = "deep"
@@ -54,3 +60,13 @@ ATTR_OLDER_THAN_DAYS: Final = "older_than_days"
 
 # Repairs: most parts of a server REMOTE_ONLY although it has mappings
 REMOTE_ONLY_REPAIR_SHARE: Final = 0.5
+
+# Live updates: while Plex's websocket is connected, scheduled syncs run this many times less
+# often (notifications carry the changes; the sync is the safety net for what they miss).
+PUSH_SYNC_FACTOR: Final = 4
+# Webhooks: the same event for the same item and account within this many seconds counts once,
+# and at most this many are handled per minute per server.
+WEBHOOK_DEDUP_SECONDS: Final = 300
+WEBHOOK_RATE_PER_MINUTE: Final = 100
+# The activity log keeps this many days.
+ACTIVITY_RETENTION_DAYS: Final = 30

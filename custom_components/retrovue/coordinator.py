@@ -33,11 +33,13 @@ from .const import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
+    EVENT_ITEM_WATCHED,
     EVENT_ITEMS_MISSING,
     EVENT_LIBRARY_SYNCED,
     EVENT_SYNC_PROGRESS,
     EVENT_SYNC_STARTED,
     LOGGER,
+    PUSH_SYNC_FACTOR,
     REMOTE_ONLY_REPAIR_SHARE,
     SUBENTRY_PATH_MAPPING,
 )
@@ -45,6 +47,7 @@ from .engine.paths import PathMapping
 from .engine.plex import PlexAuthError, PlexClient, PlexError
 from .engine.store import Catalog, CatalogError, CatalogStore
 from .engine.sync import ServerContext, SyncProgress, SyncSummary, prepare_server, sync_library
+from .live import RetrovueLive, watched_to_json
 
 type RetrovueConfigEntry = ConfigEntry[RetrovueDataUpdateCoordinator]
 
@@ -77,6 +80,7 @@ class LibraryData:
     unavailable: int
     missing: int
     deleted: int
+    unwatched: int
     last_synced_at: datetime | None
     last_run: LastRun | None
 
@@ -142,6 +146,9 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         self._sync_task: asyncio.Task[None] | None = None
         self._stopped = False
         self._mirrored_mappings: list[PathMapping] | None = None
+        # Plex's live side (websocket, webhook), set up by `async_setup_entry`.
+        self.live: RetrovueLive | None = None
+        self._last_scheduled_sync: float | None = None
 
     # --- options -----------------------------------------------------------------------------
 
@@ -170,12 +177,14 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
 
     async def _async_update_data(self) -> RetrovueData:
         """Read the enabled libraries' counts from the catalog (no request to Plex)."""
-        with self._translated_errors():
+        with self.translated_errors():
             return await self._async_read()
 
     async def async_shutdown(self) -> None:
         """Cancel a running scheduled sync (before the catalog closes), then stop."""
         self._stopped = True
+        if self.live is not None:
+            await self.live.async_stop()
         if (task := self._sync_task) is not None and not task.done():
             task.cancel()
             await asyncio.wait([task])
@@ -203,8 +212,19 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
     # --- syncing -----------------------------------------------------------------------------
 
     @callback
-    def async_start_sync(self, _now: datetime | None = None) -> None:
-        """Start a sync of the enabled libraries in the background, unless one is running."""
+    def async_start_sync(
+        self,
+        _now: datetime | None = None,
+        *,
+        libraries: list[str] | None = None,
+        forced: bool = False,
+    ) -> None:
+        """Start a sync (default: every enabled library) in the background.
+
+        Skipped while one is running. While Plex's websocket is connected, a scheduled sync
+        (not `forced`) runs only every PUSH_SYNC_FACTOR intervals: notifications carry the
+        changes, and the sync stays the safety net for what they miss.
+        """
         if self._stopped:
             return
         if self._sync_lock.locked():
@@ -212,18 +232,34 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 "%s is still syncing; this scheduled sync is skipped", self.config_entry.title
             )
             return
+        now = time.monotonic()
+        if (
+            not forced
+            and self.last_update_success
+            and self.live is not None
+            and self.live.connected
+            and self._last_scheduled_sync is not None
+            and now - self._last_scheduled_sync
+            < self.sync_interval.total_seconds() * PUSH_SYNC_FACTOR - 1
+        ):
+            LOGGER.debug(
+                "%s: push is connected; this scheduled sync waits", self.config_entry.title
+            )
+            return
+        if libraries is None:
+            self._last_scheduled_sync = now
         self._sync_task = self.config_entry.async_create_background_task(
-            self.hass, self._async_scheduled_sync(), f"{self.name} sync"
+            self.hass, self._async_scheduled_sync(libraries), f"{self.name} sync"
         )
 
-    async def _async_scheduled_sync(self) -> None:
+    async def _async_scheduled_sync(self, libraries: list[str] | None = None) -> None:
         """Sync; on failure make the entities unavailable, and start reauth on a refused token.
 
         As core's push-style coordinators do (imap): nothing awaits this task to hand an
         exception to, so the coordinator is told instead.
         """
         try:
-            await self.async_sync()
+            await self.async_sync(libraries)
         except ConfigEntryAuthFailed as err:
             self.async_set_update_error(err)
             self.config_entry.async_start_reauth(self.hass)
@@ -234,7 +270,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             self.async_set_update_error(err)
 
     @contextmanager
-    def _translated_errors(self) -> Iterator[None]:
+    def translated_errors(self) -> Iterator[None]:
         """Turn the engine's refused-token, unreachable and catalog errors into HA's."""
         try:
             yield
@@ -258,7 +294,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             ) from err
 
     async def _async_prepare(self) -> ServerContext:
-        with self._translated_errors():
+        with self.translated_errors():
             server = await prepare_server(self.client, self.catalog)
         if server.machine_identifier != self.machine_identifier:
             raise ConfigEntryError(
@@ -268,7 +304,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
             )
         mappings = self._path_mappings()
         if mappings != self._mirrored_mappings:
-            with self._translated_errors():
+            with self.translated_errors():
                 await self.catalog.call(CatalogStore.set_path_mappings, server.server_id, mappings)
             self._mirrored_mappings = mappings
         self.server = server
@@ -298,7 +334,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         retention = options.get(CONF_RETENTION_DAYS, DEFAULT_RETENTION_DAYS)
         deep_hours = options.get(CONF_DEEP_SYNC_INTERVAL, DEFAULT_DEEP_SYNC_INTERVAL)
         summaries: list[SyncSummary] = []
-        with self._translated_errors():
+        with self.translated_errors():
             rows = {
                 row.section_key: row
                 for row in await self.catalog.call(CatalogStore.libraries, server.server_id)
@@ -327,10 +363,10 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 await self._after_library(summary)
                 if index < len(keys):
                     # Show this library's counts while the next one syncs.
-                    await self._async_push_data()
+                    await self.async_push_data()
             await self._check_mappings(server)
             # The last library's counts, and libraries that vanished from the server.
-            await self._async_push_data()
+            await self.async_push_data()
         return summaries
 
     async def async_refresh_counts(self) -> None:
@@ -341,7 +377,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         if self.last_update_success:
             await self.async_refresh()
 
-    async def _async_push_data(self) -> None:
+    async def async_push_data(self) -> None:
         """Hand the entities what the catalog holds now."""
         data = await self._async_read()
         if not self.last_update_success:
@@ -391,6 +427,9 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         }
 
     async def _after_library(self, summary: SyncSummary) -> None:
+        base = self._event_base(summary)
+        for item in summary.watched:
+            self.hass.bus.async_fire(EVENT_ITEM_WATCHED, {**base, **watched_to_json(item)})
         if summary.status != "ok" or not summary.missing_promoted:
             return
         titles = await self.catalog.call(
@@ -442,6 +481,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 unavailable=counts.unavailable,
                 missing=counts.missing,
                 deleted=counts.deleted,
+                unwatched=counts.unwatched,
                 last_synced_at=_when(library.last_synced_at),
                 last_run=None
                 if run is None

@@ -1,4 +1,4 @@
-"""Diagnostics for Retrovue: settings (token redacted), catalog counts and recent runs."""
+"""Diagnostics for Retrovue: settings (secrets redacted), catalog, runs and live updates."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 
-from .const import CONF_TOKEN
-from .coordinator import RetrovueConfigEntry
+from .const import CONF_TOKEN, CONF_WEBHOOK_ID
+from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
 from .engine.store import CatalogStore
 
-TO_REDACT = {CONF_TOKEN}
+TO_REDACT = {CONF_TOKEN, CONF_WEBHOOK_ID}
 _RUNS = 10
+_ACTIVITY = 20
 
 
 async def async_get_config_entry_diagnostics(
@@ -45,4 +47,30 @@ async def async_get_config_entry_diagnostics(
         "catalog": facts,
         "activity": asdict(coordinator.activity),
         "requests": dict(coordinator.client.requests),
+        "live": await _live(coordinator),
+    }
+
+
+async def _live(coordinator: RetrovueDataUpdateCoordinator) -> dict[str, Any]:
+    """Return the websocket's state and counters and the latest live updates (ISO times)."""
+    live, server = coordinator.live, coordinator.server
+    if live is None:
+        return {}
+    recent = []
+    if server is not None:
+        for record in await coordinator.catalog.call(
+            CatalogStore.recent_activity, server.server_id, _ACTIVITY
+        ):
+            row = asdict(record)
+            row["at"] = dt_util.utc_from_timestamp(record.at).isoformat()
+            recent.append(row)
+    stats = asdict(live.stream.stats)
+    for key in ("connected_at", "disconnected_at", "last_message_at"):
+        if (value := stats.get(key)) is not None:
+            stats[key] = dt_util.utc_from_timestamp(value).isoformat()
+    return {
+        "push_connected": live.connected,
+        "webhook": live.webhook_id is not None,
+        "stream": stats,
+        "recent_activity": recent,
     }

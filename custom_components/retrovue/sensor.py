@@ -72,6 +72,7 @@ LIBRARY_SENSORS: tuple[RetrovueLibrarySensorEntityDescription, ...] = (
     _count("deleted", lambda lib: lib.deleted),
     _count("remote_only", lambda lib: lib.remote_only),
     _count("unavailable", lambda lib: lib.unavailable, enabled=False),
+    _count("unwatched", lambda lib: lib.unwatched),
     RetrovueLibrarySensorEntityDescription(
         key="last_synced",
         translation_key="last_synced",

@@ -1,4 +1,4 @@
-"""Retrovue actions: sync a library, find items in the catalog, purge deleted rows."""
+"""Retrovue actions: sync a library, refresh items, find items, purge deleted rows."""
 
 from __future__ import annotations
 
@@ -32,16 +32,21 @@ from .const import (
     ATTR_KIND,
     ATTR_LIBRARY,
     ATTR_OLDER_THAN_DAYS,
+    ATTR_RATING_KEYS,
     ATTR_TITLE,
     ATTR_YEAR,
     DOMAIN,
     SERVICE_FIND_ITEMS,
     SERVICE_PURGE_DELETED,
+    SERVICE_REFRESH_ITEMS,
     SERVICE_SYNC_LIBRARY,
 )
 from .coordinator import RetrovueConfigEntry, summary_to_json
-from .engine.store import Catalog, CatalogStore
+from .engine.plex import PlexAuthError, PlexError
+from .engine.store import Catalog, CatalogError, CatalogStore
 from .engine.store.reads import FIND_LIMIT
+from .engine.sync.targeted import Targets
+from .live import watched_to_json
 from .shared import get_catalog
 
 SYNC_LIBRARY_SCHEMA = vol.Schema(
@@ -56,6 +61,16 @@ FIND_ITEMS_SCHEMA = vol.Schema(
         vol.Required(ATTR_TITLE): vol.All(cv.string, vol.Length(min=1)),
         vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=3000)),
         vol.Optional(ATTR_KIND): vol.In(["movie", "show", "season", "episode"]),
+    }
+)
+REFRESH_ITEMS_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): ConfigEntrySelector({"integration": DOMAIN}),
+        vol.Optional(ATTR_RATING_KEYS): vol.All(
+            cv.ensure_list, [vol.All(cv.string, vol.Length(min=1, max=32))], vol.Length(max=500)
+        ),
+        vol.Optional(ATTR_TITLE): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=3000)),
     }
 )
 PURGE_DELETED_SCHEMA = vol.Schema(
@@ -128,6 +143,67 @@ async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
     return {"libraries": [summary_to_json(summary) for summary in summaries]}
 
 
+async def _async_refresh_items(call: ServiceCall) -> ServiceResponse:
+    entry = _loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
+    coordinator = entry.runtime_data
+    keys: list[str] = list(call.data.get(ATTR_RATING_KEYS, []))
+    title = call.data.get(ATTR_TITLE)
+    if bool(keys) == bool(title):
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="refresh_what")
+    targets = Targets(items=set(keys))
+    server = coordinator.server
+    if title and server is not None:
+        found = await coordinator.catalog.call(
+            CatalogStore.titled, server.server_id, title, call.data.get(ATTR_YEAR)
+        )
+        if not found:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="title_not_found",
+                translation_placeholders={"title": title, "server": entry.title},
+            )
+        # A show is re-read whole, with every season and episode.
+        targets.shows = {item.rating_key for item in found if item.kind == "show"}
+        targets.items = {item.rating_key for item in found if item.kind == "movie"}
+    live = coordinator.live
+    summary = None
+    if live is not None:
+        try:
+            summary = await live.async_refresh_or_raise(targets, source="action")
+        except PlexAuthError as err:
+            entry.async_start_reauth(call.hass)
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_auth",
+                translation_placeholders={"server": entry.title},
+            ) from err
+        except (PlexError, CatalogError) as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"server": entry.title, "error": str(err)},
+            ) from err
+    if summary is None:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"server": entry.title, "error": "not connected yet"},
+        )
+    return {
+        "status": str(summary.status),
+        "requested": summary.requested,
+        "found": summary.found,
+        "changed": summary.changed,
+        "titles": summary.changed_titles,
+        "missing": summary.missing,
+        "not_found": summary.not_found,
+        "watched": cast("Any", [watched_to_json(item) for item in summary.watched]),
+        "expanded_shows": summary.expanded_shows,
+        "requests": summary.requests,
+        "error": summary.error,
+    }
+
+
 async def _async_find_items(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
     items = await catalog.call(
@@ -136,8 +212,12 @@ async def _async_find_items(call: ServiceCall) -> ServiceResponse:
         call.data.get(ATTR_YEAR),
         call.data.get(ATTR_KIND),
     )
+    found = [asdict(item) for item in items]
+    for item in found:
+        if (viewed := item.get("last_viewed_at")) is not None:
+            item["last_viewed_at"] = dt_util.utc_from_timestamp(viewed).isoformat()
     return {
-        "items": cast("Any", [asdict(item) for item in items]),
+        "items": cast("Any", found),
         "truncated": len(items) >= FIND_LIMIT,
     }
 
@@ -169,6 +249,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_SYNC_LIBRARY,
         _async_sync_library,
         schema=SYNC_LIBRARY_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REFRESH_ITEMS,
+        _async_refresh_items,
+        schema=REFRESH_ITEMS_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
     hass.services.async_register(

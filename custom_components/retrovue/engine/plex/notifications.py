@@ -505,7 +505,7 @@ class NotificationStream:
         verify_ssl: bool = True,
         client_identifier: str = "retrovue",
         name: str | None = None,
-        heartbeat: float = DEFAULT_HEARTBEAT,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
         backoff_initial: float = DEFAULT_BACKOFF_INITIAL,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         stable_after: float = DEFAULT_STABLE_AFTER,

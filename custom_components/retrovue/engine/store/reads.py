@@ -84,6 +84,8 @@ class FoundItem:
     state: str
     guids: tuple[str, ...]
     files: tuple[FoundFile, ...]
+    view_count: int | None = None
+    last_viewed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,15 @@ class RunRecord:
     returned: int
     requests: int
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TitledItem:
+    """A show or movie found by its exact title."""
+
+    rating_key: str
+    kind: str
+    year: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +246,7 @@ class CatalogReads:
             f"""
             SELECT i.id, i.machine_identifier, i.server_name, i.library_title, i.kind, i.title,
                    i.year, i.rating_key, i.state, i.grandparent_title, i.parent_index,
-                   i.index_number
+                   i.index_number, i.view_count, i.last_viewed_at
             FROM catalog_items AS i WHERE {" AND ".join(where)}
             ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ?
             """,
@@ -273,6 +284,8 @@ class CatalogReads:
                 state=row["state"],
                 guids=tuple(guids.get(row["id"], ())),
                 files=tuple(files.get(row["id"], ())),
+                view_count=row["view_count"],
+                last_viewed_at=row["last_viewed_at"],
             )
             for row in items
         ]
@@ -338,5 +351,23 @@ class CatalogReads:
                 "SELECT at, source, event, rating_key, outcome, detail FROM activity "
                 "WHERE server_id = ? ORDER BY id DESC LIMIT ?",
                 (server_id, limit),
+            )
+        ]
+
+    def titled(self, server_id: int, title: str, year: int | None = None) -> list[TitledItem]:
+        """Return a server's present shows and movies titled `title` (any case), A to Z."""
+        params: list[object] = [server_id, title]
+        where = ""
+        if year is not None:
+            where = " AND year = ?"
+            params.append(year)
+        return [
+            TitledItem(rating_key=row["rating_key"], kind=row["kind"], year=row["year"])
+            for row in self._rows(
+                "SELECT rating_key, kind, year FROM items WHERE server_id = ? "
+                "AND kind IN ('show', 'movie') AND title = ? COLLATE NOCASE "
+                f"AND state IN ('ACTIVE', 'REMOTE_ONLY', 'UNAVAILABLE'){where} "
+                "ORDER BY year, rating_key",
+                tuple(params),
             )
         ]

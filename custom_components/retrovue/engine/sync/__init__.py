@@ -59,9 +59,9 @@ from ..policy import (
 )
 from ..states import RunStatus
 from ..store import writes
-from ..store.catalog import Catalog, CatalogStore
+from ..store.catalog import Catalog, CatalogError, CatalogStore
 from ..store.rows import show_key as show_of, values_digest
-from ..store.writes import ApplyContext, Expansion, Finish, PageResult, RunSetup
+from ..store.writes import ApplyContext, Expansion, Finish, PageResult, RunSetup, Watched
 
 LOGGER = logging.getLogger(__name__)
 
@@ -127,6 +127,8 @@ class SyncSummary:
     finished_at: int | None = None
     last_synced_at: int | None = None
     error: str | None = None
+    # Movies and episodes whose view count rose (`policy.watched`); not part of `as_dict`.
+    watched: list[Watched] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         """Return the counters stored on the run row."""
@@ -142,8 +144,10 @@ class SyncSummary:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe dict."""
-        return asdict(self)
+        """Return a JSON-safe dict (without the watched items)."""
+        data = asdict(self)
+        del data["watched"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,8 +489,12 @@ class _LibraryRun:
         self.summary.missing_check = MissingCheck.INCOMPLETE
         self.summary.error = error
         LOGGER.warning("%s: sync failed, nothing marked missing: %s", self.label, error)
-        # Record the failure even when the task is being cancelled.
-        await asyncio.shield(self._finish(requests_before))
+        # Record the failure even when the task is being cancelled. A catalog that cannot
+        # record it (closed under a cancelled run) fails the run when it is next opened.
+        try:
+            await asyncio.shield(self._finish(requests_before))
+        except CatalogError as err:
+            LOGGER.debug("%s: the failed run could not be recorded: %s", self.label, err)
         self._emit("library_done")
 
     # --- listings ------------------------------------------------------------------------
@@ -560,6 +568,7 @@ class _LibraryRun:
         summary.errors += result.errors
         summary.returned += result.returned
         summary.watch_updated += result.watch_updated
+        summary.watched.extend(result.watched)
         summary.matched += len(page.unchanged)
         self.seen.update(result.seen)
         for problem in result.problems:

@@ -241,4 +241,8 @@ class LiveQueue:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled while the batch failed for it: stop, whatever it raised.
+                    raise asyncio.CancelledError from None
                 LOGGER.exception("%s: a live update batch failed", self._name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable
+import contextlib
 from dataclasses import dataclass, field
 import logging
 import time
@@ -23,7 +24,7 @@ from ..plex.models import ItemKind, Page, PlexItem
 from ..policy import ExpandReason
 from ..states import RunStatus
 from ..store import writes
-from ..store.catalog import Catalog, CatalogStore
+from ..store.catalog import Catalog, CatalogError, CatalogStore
 from ..store.writes import ApplyContext, PageResult, Watched
 from . import METADATA_BATCH, Clock, ServerContext, _merged, fetch_show_pages
 
@@ -135,7 +136,7 @@ async def refresh(
     except (PlexAuthError, PlexConnectionError) as err:
         summary.status, summary.error = RunStatus.FAILED, str(err)
         raise
-    except PlexError as err:
+    except (PlexError, CatalogError) as err:
         summary.status, summary.error = RunStatus.FAILED, str(err)
     except Exception as err:
         LOGGER.exception("%s: targeted refresh failed unexpectedly", server.name)
@@ -146,16 +147,18 @@ async def refresh(
         raise
     finally:
         summary.requests = client.requests.total() - requests_before
-        await asyncio.shield(
-            catalog.call(
-                CatalogStore.finish_run,
-                run_id,
-                summary.status,
-                summary.counts(),
-                summary.error,
-                int(clock()),
+        # A catalog closed under a cancelled refresh must not replace the cancellation.
+        with contextlib.suppress(CatalogError):
+            await asyncio.shield(
+                catalog.call(
+                    CatalogStore.finish_run,
+                    run_id,
+                    summary.status,
+                    summary.counts(),
+                    summary.error,
+                    int(clock()),
+                )
             )
-        )
     LOGGER.debug(
         "%s: targeted refresh of %d keys: %d found, %d changed, %d missing, %d watched, "
         "%d shows expanded, %d requests",
