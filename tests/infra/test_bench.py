@@ -314,3 +314,18 @@ def test_side_by_side_report(side_by_side: dict[str, Any]) -> None:
     summary = steady_summary([data])
     assert summary in printed
     assert [line.split()[0] for line in summary.splitlines()[3:]] == ["S/refreshed"] * 2
+
+
+async def test_freshness_bench_measures_every_kind_of_change() -> None:
+    """The live-catalog bench at a tiny scale: every change arrives, at ≤ 3 requests each."""
+    from tests.bench.freshness import measure
+
+    figures = await measure(2)
+    for kind in ("add", "edit", "remove", "watch"):
+        row = figures[kind]
+        assert (row["changes"], row["lost"]) == (2, 0), kind
+        assert 1 <= row["requests_per_change_max"] <= 3, kind
+    burst = figures["burst"]
+    assert burst["episodes"] == 300
+    assert burst["seconds"] is not None
+    assert burst["requests"] <= 30
