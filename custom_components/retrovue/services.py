@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any, cast
 
@@ -42,8 +44,7 @@ from .const import (
     SERVICE_SYNC_LIBRARY,
 )
 from .coordinator import RetrovueConfigEntry, summary_to_json
-from .engine.plex import PlexAuthError, PlexError
-from .engine.store import Catalog, CatalogError, CatalogStore
+from .engine.store import Catalog, CatalogStore
 from .engine.store.reads import FIND_LIMIT
 from .engine.sync.targeted import Targets
 from .live import watched_to_json
@@ -101,6 +102,27 @@ def _catalog(hass: HomeAssistant) -> Catalog:
     return catalog
 
 
+@contextmanager
+def _action_errors(hass: HomeAssistant, entry: RetrovueConfigEntry) -> Iterator[None]:
+    """Answer a refused token (starting reauth) or an unreachable server with a clear error."""
+    try:
+        yield
+    except ConfigEntryAuthFailed as err:
+        entry.async_start_reauth(hass)
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_auth",
+            translation_placeholders={"server": entry.title},
+        ) from err
+    except UpdateFailed as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key=err.translation_key or "cannot_connect",
+            translation_placeholders=err.translation_placeholders
+            or {"server": entry.title, "error": str(err)},
+        ) from err
+
+
 async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
     entry = _loaded_entry(call.hass, call.data[ATTR_CONFIG_ENTRY_ID])
     coordinator = entry.runtime_data
@@ -124,22 +146,8 @@ async def _async_sync_library(call: ServiceCall) -> ServiceResponse:
                 translation_placeholders={"library": wanted, "server": entry.title},
             )
         libraries = match[:1]
-    try:
+    with _action_errors(call.hass, entry):
         summaries = await coordinator.async_sync(libraries, deep=call.data[ATTR_DEEP] or None)
-    except ConfigEntryAuthFailed as err:
-        entry.async_start_reauth(call.hass)
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_auth",
-            translation_placeholders={"server": entry.title},
-        ) from err
-    except UpdateFailed as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key=err.translation_key or "cannot_connect",
-            translation_placeholders=err.translation_placeholders
-            or {"server": entry.title, "error": str(err)},
-        ) from err
     return {"libraries": [summary_to_json(summary) for summary in summaries]}
 
 
@@ -168,21 +176,8 @@ async def _async_refresh_items(call: ServiceCall) -> ServiceResponse:
     live = coordinator.live
     summary = None
     if live is not None:
-        try:
+        with _action_errors(call.hass, entry), coordinator.translated_errors():
             summary = await live.async_refresh_or_raise(targets, source="action")
-        except PlexAuthError as err:
-            entry.async_start_reauth(call.hass)
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_auth",
-                translation_placeholders={"server": entry.title},
-            ) from err
-        except (PlexError, CatalogError) as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="cannot_connect",
-                translation_placeholders={"server": entry.title, "error": str(err)},
-            ) from err
     if summary is None:
         raise HomeAssistantError(
             translation_domain=DOMAIN,

@@ -47,6 +47,18 @@ OFF_LOOP_BODY_BYTES: Final = 64 * 1024
 MAX_PAGES: Final = 100_000
 
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+
+def client_headers(client_identifier: str) -> dict[str, str]:
+    """Return the headers that name Retrovue to a server (the token is added per request)."""
+    return {
+        "Accept": "application/json",
+        "X-Plex-Client-Identifier": client_identifier,
+        "X-Plex-Product": PRODUCT,
+        "X-Plex-Version": PRODUCT_VERSION,
+    }
+
+
 _SHOW_CHILD_KINDS: Final = (ItemKind.SEASON, ItemKind.EPISODE)
 _ANY_KIND: Final = tuple(ItemKind)
 
@@ -166,12 +178,7 @@ class PlexClient:
         self.requests: Counter[str] = Counter()
         # The server's clock (epoch seconds) from the `Date` header of its latest answer.
         self.server_time: int | None = None
-        self._headers = {
-            "Accept": "application/json",
-            "X-Plex-Client-Identifier": client_identifier,
-            "X-Plex-Product": PRODUCT,
-            "X-Plex-Version": PRODUCT_VERSION,
-        }
+        self._headers = client_headers(client_identifier)
 
     @property
     def url(self) -> str:

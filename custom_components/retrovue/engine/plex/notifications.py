@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import msgspec
 
-from .client import PRODUCT, PRODUCT_VERSION
+from .client import client_headers
 from .errors import (
     PlexAuthError,
     PlexConnectionError,
@@ -526,13 +526,7 @@ class NotificationStream:
         self._session = session
         self._ssl = verify_ssl
         # The same identifying headers as `PlexClient` sends, so the server lists one device.
-        self._headers = {
-            "Accept": "application/json",
-            "X-Plex-Client-Identifier": client_identifier,
-            "X-Plex-Product": PRODUCT,
-            "X-Plex-Version": PRODUCT_VERSION,
-            "X-Plex-Token": token,
-        }
+        self._headers = {**client_headers(client_identifier), "X-Plex-Token": token}
         self.name = name or netloc
         self._heartbeat = heartbeat
         self._backoff_initial = backoff_initial
