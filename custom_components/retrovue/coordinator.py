@@ -149,6 +149,9 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         # Plex's live side (websocket, webhook), set up by `async_setup_entry`.
         self.live: RetrovueLive | None = None
         self._last_scheduled_sync: float | None = None
+        # A forced sync asked for while one ran: its libraries (None: all), run right after.
+        self._pending = False
+        self._pending_libraries: set[str] | None = None
 
     # --- options -----------------------------------------------------------------------------
 
@@ -228,6 +231,16 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         if self._stopped:
             return
         if self._sync_lock.locked():
+            if forced:
+                # Asked for by a live update (a finished library scan): run it right after.
+                if libraries is None or (self._pending and self._pending_libraries is None):
+                    self._pending_libraries = None
+                elif self._pending and self._pending_libraries is not None:
+                    self._pending_libraries.update(libraries)
+                else:
+                    self._pending_libraries = set(libraries)
+                self._pending = True
+                return
             LOGGER.debug(
                 "%s is still syncing; this scheduled sync is skipped", self.config_entry.title
             )
@@ -319,11 +332,19 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         every library. Raises ConfigEntryAuthFailed on a refused token, UpdateFailed when the
         server cannot be reached or the catalog fails, ConfigEntryError for another server.
         """
-        async with self._sync_lock:
-            try:
-                return await self._async_sync_libraries(libraries, deep)
-            finally:
-                self._async_set_activity(SyncActivity())
+        try:
+            async with self._sync_lock:
+                try:
+                    return await self._async_sync_libraries(libraries, deep)
+                finally:
+                    self._async_set_activity(SyncActivity())
+        finally:
+            if self._pending and not self._stopped:
+                pending, self._pending = self._pending_libraries, False
+                self._pending_libraries = None
+                self.async_start_sync(
+                    libraries=None if pending is None else sorted(pending), forced=True
+                )
 
     async def _async_sync_libraries(
         self, libraries: list[str] | None, deep: bool | None

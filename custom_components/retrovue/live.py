@@ -369,7 +369,14 @@ async def _read_payload(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > _MAX_BODY:
         raise WebhookError(f"body of {request.content_length} bytes is too large")
     if not request.content_type.startswith("multipart/"):
-        return await request.content.read(MAX_PAYLOAD + 1)
+        # `read(n)` returns what has arrived (up to n bytes): a body in several chunks needs
+        # several reads. One byte past the limit is enough for `parse_webhook` to refuse it.
+        body = bytearray()
+        while len(body) <= MAX_PAYLOAD and (
+            chunk := await request.content.read(MAX_PAYLOAD + 1 - len(body))
+        ):
+            body.extend(chunk)
+        return bytes(body)
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:

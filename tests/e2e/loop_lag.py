@@ -22,7 +22,8 @@ from typing import Any
 
 from tests.emulator import generate_server
 
-from .run import HomeAssistantAPI, _log, _until, running_stack
+from .common import _log
+from .run import HomeAssistantAPI, _until, running_stack
 
 PROBE_MANIFEST = {
     "domain": "retrovue_probe",

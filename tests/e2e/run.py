@@ -2,16 +2,25 @@
 
 Steps: start the emulator and Home Assistant on free ports, complete onboarding, add the
 server through the config-flow API, wait for the first sync, check sensor states, call
-`retrovue.sync_library` with a response, remove items and see the missing sensor rise, stop
-Home Assistant, and fail on any error or traceback from the integration in its log.
+`retrovue.sync_library` with a response, remove items and see the missing sensor rise, run the
+live phase (`live.py`: notifications and webhooks, each change shown within 5 s, and the
+change → sensor latencies), stop Home Assistant, and fail on any error or traceback from the
+integration in its log.
+
+    python -m tests.e2e.run [--changes N] [--freshness-out PATH]
+
+`--changes` sets how many changes of each kind the latencies are measured over (default 50);
+`--freshness-out` writes them as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
 import re
@@ -29,6 +38,9 @@ from scripts.dev_config import prepare
 from tests.emulator import EmuServer, generate_server
 from tests.reliability.poison import JSON_POISONS, PoisonedEmulator
 
+from .common import E2EError, _log, _sensor
+from .live import run_live_phase
+
 TOKEN = "e2e-plex-token"
 CLIENT_ID = "http://127.0.0.1/"
 START_TIMEOUT = 180.0
@@ -36,18 +48,10 @@ SYNC_TIMEOUT = 120.0
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ (?P<level>[A-Z]+) ")
 
 
-class E2EError(AssertionError):
-    """A step of the end-to-end test failed."""
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _log(message: str) -> None:
-    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", flush=True)  # noqa: T201
 
 
 async def _until[T](what: str, probe: Callable[[], Awaitable[T | None]], limit: float) -> T:
@@ -124,18 +128,6 @@ class HomeAssistantAPI:
     async def states(self) -> dict[str, dict[str, Any]]:
         """Return every state by entity id."""
         return {state["entity_id"]: state for state in await self.get("/api/states")}
-
-
-def _sensor(states: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
-    return next(
-        (
-            state
-            for entity_id, state in states.items()
-            if entity_id.startswith("sensor.")
-            and state["attributes"].get("friendly_name", "").endswith(name)
-        ),
-        None,
-    )
 
 
 # What names Retrovue in a record: its modules (logger or traceback) or its domain. A bare
@@ -288,7 +280,8 @@ async def running_stack(
                     await hass.wait()
 
 
-async def _run(workdir: Path) -> list[str]:
+async def _run(workdir: Path, *, changes: int = 50) -> tuple[list[str], dict[str, Any]]:
+    """Run every step; return what passed and the live phase's freshness figures."""
     plex_server = generate_server(seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex")
     async with running_stack(workdir, plex_server) as stack:
         api, passed = stack.api, stack.passed
@@ -342,21 +335,44 @@ async def _run(workdir: Path) -> list[str]:
         )
         _log(passed[-1])
 
+        figures = {
+            "home_assistant": (await api.get("/api/config")).get("version"),
+            "python": sys.version.split()[0],
+            **await run_live_phase(stack, changes=changes),
+        }
+        _log("freshness (change in Plex → shown through REST):")
+        for kind in ("add", "edit", "remove", "watch"):
+            row = figures[kind]
+            _log(
+                f"  {kind:<6} {row['changes']:>3} changes: median {row['median_s']:.3f} s, "
+                f"max {row['max_s']:.3f} s"
+            )
+
     log_file = stack.config_dir / "home-assistant.log"
     problems = integration_problems(log_file.read_text(encoding="utf-8", errors="replace"))
     if problems:
         raise E2EError("the integration logged errors:\n" + "\n---\n".join(problems))
     passed.append("no error or traceback from the integration in home-assistant.log")
     _log(passed[-1])
-    return passed
+    return passed, figures
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the end-to-end test; print a closing line; return the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--changes", type=int, default=50, help="changes of each kind timed in the live phase"
+    )
+    parser.add_argument(
+        "--freshness-out", type=Path, help="write the change → sensor latencies as JSON"
+    )
+    args = parser.parse_args(argv)
+    if args.changes < 1:
+        parser.error("--changes must be at least 1")
     workdir = Path(tempfile.mkdtemp(prefix="retrovue-e2e-"))
     keep = os.environ.get("E2E_KEEP") == "1"
     try:
-        passed = asyncio.run(_run(workdir))
+        passed, figures = asyncio.run(_run(workdir, changes=args.changes))
     except E2EError as err:
         _log(f"FAILED: {err}")
         log_file = workdir / "config" / "home-assistant.log"
@@ -368,6 +384,10 @@ def main() -> int:
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+    if args.freshness_out is not None:
+        args.freshness_out.parent.mkdir(parents=True, exist_ok=True)
+        args.freshness_out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        _log(f"freshness figures written to {args.freshness_out}")
     print(f"e2e: {len(passed)} passed, 0 failed")  # noqa: T201
     return 0
 

@@ -22,7 +22,8 @@ import aiohttp
 
 from tests.emulator import generate_server
 
-from .run import E2EError, Stack, _free_port, _log, _until, running_stack
+from .common import E2EError, _log
+from .run import Stack, _free_port, _until, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -184,7 +184,9 @@ class LiveQueue:
     def watch(self, rating_key: str, *, source: str = "websocket", event: str = "playing") -> None:
         """Note an item whose watch state changed (playback stopped or paused, a scrobble)."""
         self._batch.targets.watch.add(rating_key)
-        self._batch.origins.setdefault(rating_key, (source, event))
+        # A webhook's origin wins: every webhook gets its row in the activity log.
+        if source == "webhook" or rating_key not in self._batch.origins:
+            self._batch.origins[rating_key] = (source, event)
         self._poke()
 
     def scan_complete(self, section_key: str | None = None) -> None:
