@@ -99,9 +99,9 @@ async def test_user_flow(hass: HomeAssistant, plex: PlexEmulator, plex_server: E
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == "Living Room Plex"
-    webhook_id = result["data"].pop("webhook_id")
-    assert len(webhook_id) == 64  # a fresh secret per entry
-    assert result["data"] == {CONF_URL: plex.url, CONF_TOKEN: HA_TOKEN, CONF_VERIFY_SSL: True}
+    data = dict(result["data"])
+    assert len(data.pop("webhook_id")) == 64  # a fresh secret per entry
+    assert data == {CONF_URL: plex.url, CONF_TOKEN: HA_TOKEN, CONF_VERIFY_SSL: True}
     assert result["options"] == {
         CONF_LIBRARIES: ["2"],
         CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
@@ -512,13 +512,14 @@ async def test_options_flow_shows_the_webhook_address(
     )
     result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
     # No URL configured for Home Assistant in tests: the path to put after its address.
-    assert result["description_placeholders"]["webhook_url"].endswith("/api/webhook/abc123")
+    placeholders = result["description_placeholders"]
+    assert placeholders is not None
+    assert placeholders["webhook_url"].endswith("/api/webhook/abc123")
     await hass.config.async_update(external_url="https://ha.example.org")
     result = await hass.config_entries.options.async_init(mock_config_entry.entry_id)
-    assert (
-        result["description_placeholders"]["webhook_url"]
-        == "https://ha.example.org/api/webhook/abc123"
-    )
+    placeholders = result["description_placeholders"]
+    assert placeholders is not None
+    assert placeholders["webhook_url"] == "https://ha.example.org/api/webhook/abc123"
 
 
 async def test_options_flow_needs_a_library(

@@ -239,7 +239,7 @@ async def _burst(server: EmuServer, catalog: Catalog, batches: list[int]) -> dic
             f"SELECT COUNT(*) FROM items WHERE rating_key IN ({','.join('?' * len(added))})",
             *added,
         )
-        return rows[0][0] == len(added)
+        return bool(rows[0][0] == len(added))
 
     latency = await _until(all_there)
     await asyncio.sleep(0.1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+import functools
 import json
 import os
 from pathlib import Path
@@ -594,7 +595,7 @@ class Bench:
         if name != "cold":
             for engine in self._active():
                 task = {"task": "sync", "db": str(self.db(engine)), "deep": deep}
-                self._attempt(engine, name, lambda e=engine, t=task: self._rehearse(emu, t, e))
+                self._attempt(engine, name, functools.partial(self._rehearse, emu, task, engine))
         measured: dict[str, list[dict[str, Any]]] = {engine.name: [] for engine in self.engines}
         turn = SCENARIOS.index(name)
         for rep in range(self.repeat):

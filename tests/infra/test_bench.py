@@ -159,6 +159,7 @@ def side_by_side(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
     assert status == 0
     (data,) = json.loads(out.read_text())["runs"]
+    assert isinstance(data, dict)
     data["printed"] = printed.getvalue()
     data["other"] = str(other)
     return data

@@ -15,7 +15,7 @@ import pytest
 from custom_components.retrovue.engine.plex import PlexClient
 from custom_components.retrovue.engine.plex.models import ItemKind
 from custom_components.retrovue.engine.plex.parse import parse_listing
-from custom_components.retrovue.engine.store import Catalog, CatalogError, CatalogStore
+from custom_components.retrovue.engine.store import Catalog, CatalogError, CatalogStore, RunStatus
 from custom_components.retrovue.engine.sync import prepare_server, sync_library
 from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
@@ -146,7 +146,7 @@ async def test_finalize_keeps_parents_of_seen_children(
         run_id = store.start_run(1, library_id, False, 100)
         with store.transaction():
             missing, _ = store.finalize_library(library_id, seen, [show], 100, 3600, run_id)
-        store.finish_run(run_id, "ok", {}, None, 100)
+        store.finish_run(run_id, RunStatus.OK, {}, None, 100)
         return missing
 
     assert await on_catalog_thread(catalog, finalize) == 1

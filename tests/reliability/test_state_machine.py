@@ -59,8 +59,8 @@ from hypothesis.stateful import (
 import pytest
 
 from custom_components.retrovue.engine.plex import PlexClient
+from custom_components.retrovue.engine.states import PRESENT_STATES
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
-from custom_components.retrovue.engine.store.catalog import PRESENT_STATES
 from custom_components.retrovue.engine.sync import SyncSummary, prepare_server, sync_library
 from tests.catalog_probe import on_catalog_thread
 from tests.emulator import EPISODE, MOVIE, SEASON, SHOW, EmuItem, EmuServer, PlexEmulator
