@@ -222,6 +222,11 @@ class EmulatorProcess:
 
 def run_worker(task: dict[str, Any], cwd: Path = ROOT) -> dict[str, Any]:
     """Run one task in a fresh worker process started in `cwd` and return its result."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if cwd != ROOT:
+        # Another tree's engine: pytest-cov's subprocess measurement would write data this
+        # tree's coverage cannot combine (and of code that is not this tree's).
+        env = {key: value for key, value in env.items() if not key.startswith("COV_CORE_")}
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench.worker"],
         cwd=cwd,
@@ -229,7 +234,7 @@ def run_worker(task: dict[str, Any], cwd: Path = ROOT) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
+        env=env,
     )
     if done.returncode != 0 or not done.stdout.strip():
         raise BenchError(
