@@ -4,6 +4,7 @@
     scripts/bench --workload L --format json --out bench-results/L.json --profile
     scripts/bench --workload L --timestamps spread,refreshed --anchors floor
     scripts/bench --workload L --against d38cbb8 --repeat 3
+    scripts/bench --workload L --scenarios cold --anchors none --panel
 
 Workloads: S (1k movies, 100 shows, ~2k episodes), M (5k / 500 / ~20k), L (20k / 2k / ~20k
 seasons / ~100k episodes). Timestamps: spread (updatedAt over years) or refreshed (every
@@ -18,6 +19,8 @@ Side by side: --against REV runs every scenario with the engine of git revision 
 detached worktree in a temporary directory, removed afterwards; or REV may be a directory
 holding custom_components) and with this tree's, interleaved against one emulator, and prints
 both columns (the anchors default to the floor then).
+Panel: --panel times the panel's catalog queries (engine/store/browse.py) last, on a copy of
+this tree's catalog after whole shows (~1,000 episodes), single episodes and movies went.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import psutil  # type: ignore[import-untyped]
 from .report import (
     compare_table,
     compare_targets_table,
+    panel_table,
     profile_table,
     run_table,
     steady_summary,
@@ -116,6 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run nothing: print the tables of an earlier results file",
     )
     parser.add_argument(
+        "--panel",
+        action="store_true",
+        help="also time the panel's catalog queries, last, after some items went",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -181,6 +190,9 @@ def report(results: list[dict[str, Any]]) -> None:
             _say(compare_targets_table(data))
         if data.get("profile"):
             _say(profile_table(data))
+        if data.get("panel"):
+            _say()
+            _say(panel_table(data))
     summary = steady_summary(results)
     if summary:
         _say()
@@ -234,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             refreshed_ago=args.refreshed_ago,
             engines=engines,
             repeat=args.repeat,
+            panel=args.panel,
         )
     results: list[dict[str, Any]] = []
     for run in runs:

@@ -14,6 +14,9 @@ the emulator's event loop between HTTP requests, so mutations never race a rende
 - `{"cmd": "log"}`: the listings requested since the last reset, grouped by path, type and
   filter (`updatedAt>>` windows), with how many requests each took
 - `{"cmd": "churn", "churn": {...}, "seed": 2}`: apply the churn; answer what changed
+- `{"cmd": "vanish", "episodes": 1000, "singles": 20, "movies": 20, "seed": 3}`: remove whole
+  shows until that many episodes are gone, then single episodes of other shows and movies
+  (what the panel's "where did it go" groups); answer what went
 - `{"cmd": "quit"}`
 """
 
@@ -135,6 +138,45 @@ def apply_churn(server: EmuServer, churn: Churn, seed: int) -> dict[str, Any]:
     }
 
 
+def vanish(
+    server: EmuServer, episodes: int, singles: int, movies: int, seed: int
+) -> dict[str, Any]:
+    """Remove whole shows until `episodes` episodes are gone, then single episodes and movies."""
+    rng = random.Random(seed)
+    shows = sorted(
+        (item for item in server.items.values() if item.type == SHOW),
+        key=lambda item: item.rating_key,
+    )
+    rng.shuffle(shows)
+    removed_shows: list[int] = []
+    removed_episodes = 0
+    while shows and removed_episodes < episodes:
+        show = shows.pop()
+        removed_episodes += server.leaf_count(show)
+        removed_shows.append(show.rating_key)
+        server.remove_item(show.rating_key)
+    single_keys: list[int] = []
+    for show in shows[:singles]:
+        leaves = list(server.leaves(show))
+        if len(leaves) > 1:
+            single = rng.choice(leaves)
+            single_keys.append(single.rating_key)
+            server.remove_item(single.rating_key)
+    movie_keys = sorted(
+        rng.sample(
+            [item.rating_key for item in server.items.values() if item.type == MOVIE], movies
+        )
+    )
+    for key in movie_keys:
+        server.remove_item(key)
+    return {
+        "shows": removed_shows,
+        "show_episodes": removed_episodes,
+        "single_episodes": single_keys,
+        "movies": movie_keys,
+    }
+
+
 def info(server: EmuServer, sample: int) -> dict[str, Any]:
     """Return counts, shows with their leaf counts and an evenly spread episode sample."""
     counts = dict.fromkeys((MOVIE, SHOW, SEASON, EPISODE), 0)
@@ -229,6 +271,14 @@ class Controller:
         if name == "churn":
             churn = Churn(**command["churn"])
             return apply_churn(server, churn, int(command.get("seed", 2)))
+        if name == "vanish":
+            return vanish(
+                server,
+                int(command.get("episodes", 1000)),
+                int(command.get("singles", 20)),
+                int(command.get("movies", 20)),
+                int(command.get("seed", 3)),
+            )
         return {"error": f"unknown command {name!r}"}
 
 

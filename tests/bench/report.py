@@ -584,3 +584,25 @@ def profile_table(run: dict[str, Any]) -> str:
         ]
         lines.append(_table(("function", "calls", "tottime", "cumtime"), rows))
     return "\n".join(lines)
+
+
+def panel_table(run: dict[str, Any]) -> str:
+    """Return the panel's query times (`--panel`), or nothing."""
+    panel = run.get("panel")
+    if not panel:
+        return ""
+    gone = panel["vanished"]
+    lines = [
+        f"-- panel queries on {run.get('label', run['workload'])} ({panel['items']} items, "
+        f"{panel['history_rows']} state changes recorded) after {gone['shows']} shows "
+        f"({gone['show_episodes']} episodes), {gone['single_episodes']} single episodes and "
+        f"{gone['movies']} movies went; median of {panel['repeat']} on one open store",
+        f"first page of the panel (libraries + 100 items by title): "
+        f"{panel['first_panel_page_ms']:.1f} ms",
+    ]
+    rows = [
+        (name, f"{query['ms']:.1f}", f"{query['min_ms']:.1f}-{query['max_ms']:.1f}", query["found"])
+        for name, query in panel["queries"].items()
+    ]
+    lines.append(_table(("query", "ms", "range", "found"), rows))
+    return "\n".join(lines)

@@ -37,6 +37,10 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 SCENARIOS: Final = ("cold", "steady", "churn", "deep")
 ANCHORS: Final = ("floor", "engine_parse", "store", "plexapi", "naive")
 NAIVE_SAMPLE: Final = 500
+#: What goes before the panel's queries are timed: whole shows holding about this many
+#: episodes, single episodes of other shows, movies (see emuproc's `vanish`).
+PANEL_VANISH: Final = {"episodes": 1000, "singles": 20, "movies": 20, "seed": 3}
+PANEL_REPEAT: Final = 5
 
 type Log = Callable[[str], None]
 
@@ -307,6 +311,8 @@ class Run:
     updated_at: dict[str, Any] = field(default_factory=dict)
     refresh: dict[str, Any] = field(default_factory=dict)
     profile: dict[str, Any] | None = None
+    #: The panel's queries on the synced catalog (`--panel`).
+    panel: dict[str, Any] | None = None
     repeat: int = 1
     seconds: float = 0.0
     #: Engines left out after failing (another revision only), with where and why.
@@ -333,6 +339,7 @@ class Run:
             "anchors": self.anchors,
             "churn": self.churn,
             "profile": self.profile,
+            "panel": self.panel,
             "repeat": self.repeat,
             "seconds": self.seconds,
             "engines": [engine.as_dict() for engine in self.engines],
@@ -358,13 +365,15 @@ class Bench:
         log: Log = lambda _line: None,
         engines: Sequence[EngineTree] | None = None,
         repeat: int = 1,
+        panel: bool = False,
     ) -> None:
         """Prepare; `run()` does the work.
 
         `engines`: one (default: this tree's) or two, the other revision first; every
         scenario runs for each. `repeat`: how often each scenario and anchor is measured (on
         fresh copies of the catalog it starts from); the repetition with the median wall time
-        is reported, with all of them.
+        is reported, with all of them. `panel`: time the panel's queries last (this tree's
+        engine), once some shows, episodes and movies are gone.
         """
         self.workload = workload
         self.fmt = fmt
@@ -377,6 +386,7 @@ class Bench:
         if len({engine.name for engine in self.engines}) != len(self.engines):
             raise ValueError("engines need distinct names")
         self.repeat = max(1, repeat)
+        self.panel = panel
         self.result = Run(workload, fmt, self.engines, repeat=self.repeat)
         self.tmp = Path()
         self.measurements = 0
@@ -588,6 +598,42 @@ class Bench:
                 **result["profile"],
             }
             self.log(f"  profiled cold sync: {result['wall']:.2f}s wall under cProfile")
+        if self.panel:
+            self._panel(emu)
+
+    def _panel(self, emu: EmulatorProcess) -> None:
+        """Time the panel's queries on a copy of this tree's catalog after some items went.
+
+        Runs last: it removes items from the emulator. A catalog the scenarios did not build
+        is synced first (untimed).
+        """
+        engine = self.current
+        db = self.db(engine, "panel.db")
+        _copy_catalog(self.db(engine), db)
+        sync_task = {"task": "sync", "db": str(db), "deep": False}
+        self._warm(emu, sync_task, "panel: the catalog, up to date")
+        gone = emu.command("vanish", **PANEL_VANISH)
+        self.log(
+            f"  panel: {len(gone['shows'])} shows ({gone['show_episodes']} episodes), "
+            f"{len(gone['single_episodes'])} single episodes and {len(gone['movies'])} movies "
+            "removed"
+        )
+        self._warm(emu, sync_task, "panel: the removals synced")
+        result = run_worker(
+            {"task": "panel", "db": str(db), "repeat": PANEL_REPEAT}, engine.workdir(self.tmp)
+        )
+        engine.check(result)
+        result["vanished"] = {
+            "shows": len(gone["shows"]),
+            "show_episodes": gone["show_episodes"],
+            "single_episodes": len(gone["single_episodes"]),
+            "movies": len(gone["movies"]),
+        }
+        self.result.panel = result
+        self.log(
+            f"  panel: first page {result['first_panel_page_ms']:.1f} ms "
+            "(libraries + 100 items by title)"
+        )
 
     def _scenario(self, emu: EmulatorProcess, name: str) -> None:
         """Measure one scenario for every engine, interleaved, `repeat` times each.
@@ -657,6 +703,7 @@ def run_all(
     refreshed_ago: int | None = None,
     engines: Sequence[EngineTree] | None = None,
     repeat: int = 1,
+    panel: bool = False,
 ) -> list[Run]:
     """Run every workload with every timestamp variant in every format."""
     runs: list[Run] = []
@@ -678,6 +725,7 @@ def run_all(
                     log=log,
                     engines=engines,
                     repeat=repeat,
+                    panel=panel,
                 ).run()
                 for fmt in formats
             )

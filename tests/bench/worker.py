@@ -363,6 +363,99 @@ def task_store(task: Mapping[str, Any]) -> dict[str, Any]:
     return {**meter.as_dict(), "rows": counts, "source_rows": source_rows, "batch_items": batch}
 
 
+def task_panel(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Time the panel's queries (engine/store/browse.py) on a synced catalog, in this thread.
+
+    Each query runs `repeat` times on one open store, as the integration's catalog thread
+    runs them; the median and the range are reported in milliseconds, with what it found.
+    """
+    from custom_components.retrovue.engine.store import browse
+    from custom_components.retrovue.engine.store.browse import ItemQuery, SortKey
+
+    repeat = int(task.get("repeat", 5))
+    store = CatalogStore(Path(task["db"]))
+    try:
+        overview = browse.libraries_overview(store)
+        tv = next(library.id for library in overview if library.type == "show")
+        missing = browse.items(
+            store, ItemQuery(states=("MISSING",), kinds=("episode",), limit=1)
+        ).rows
+        (run,) = store.query(
+            "SELECT MAX(changed_run_id) AS id FROM items WHERE state = 'MISSING' "
+            "AND library_id = ?",
+            (tv,),
+        )
+        detail_id = missing[0].id if missing else 1
+        search = str(task.get("search", "river"))
+        cases: dict[str, Callable[[], Any]] = {
+            "libraries": lambda: browse.libraries_overview(store),
+            "first page, by title": lambda: browse.items(store, ItemQuery()),
+            "MISSING in the TV library": lambda: browse.items(
+                store, ItemQuery(states=("MISSING",), library_ids=(tv,))
+            ),
+            "ACTIVE episodes": lambda: browse.items(
+                store, ItemQuery(states=("ACTIVE",), kinds=("episode",))
+            ),
+            f"search {search!r}": lambda: browse.items(store, ItemQuery(search=search)),
+            "by show, descending": lambda: browse.items(
+                store, ItemQuery(sort=SortKey.SHOW, descending=True)
+            ),
+            "by since": lambda: browse.items(store, ItemQuery(sort=SortKey.SINCE)),
+            "by size, descending": lambda: browse.items(
+                store, ItemQuery(sort=SortKey.SIZE, descending=True)
+            ),
+            "page at offset 100,000": lambda: browse.items(store, ItemQuery(offset=100_000)),
+            "item detail": lambda: browse.item_detail(store, detail_id),
+            "missing folders": lambda: browse.missing_folders(store),
+            "missing folders of the last run": lambda: browse.missing_folders(
+                store, run_id=run["id"]
+            ),
+            "duplicates": lambda: browse.duplicates(store),
+            "duplicates across servers": lambda: browse.duplicates(store, scope="across"),
+        }
+        queries: dict[str, dict[str, Any]] = {}
+        for name, case in cases.items():
+            times: list[float] = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                found = case()
+                times.append((time.perf_counter() - began) * 1000)
+            times.sort()
+            queries[name] = {
+                "ms": times[(len(times) - 1) // 2],
+                "min_ms": times[0],
+                "max_ms": times[-1],
+                "found": _panel_found(found),
+            }
+        items = store.query("SELECT COUNT(*) AS n FROM items")[0]["n"]
+        history = store.query("SELECT COUNT(*) AS n FROM item_history")[0]["n"]
+    finally:
+        store.close()
+    return {
+        "wall": 0.0,
+        "cpu": 0.0,
+        "repeat": repeat,
+        "items": items,
+        "history_rows": history,
+        "queries": queries,
+        "first_panel_page_ms": queries["libraries"]["ms"] + queries["first page, by title"]["ms"],
+    }
+
+
+def _panel_found(found: Any) -> str:
+    """Describe what a panel query returned."""
+    if found is None:
+        return "nothing"
+    if hasattr(found, "total"):
+        shown = len(getattr(found, "rows", getattr(found, "groups", ())))
+        return f"{found.total} in all, {shown} on the page"
+    if isinstance(found, tuple):
+        if found and hasattr(found[0], "path"):
+            return f"{len(found)} folders, the largest {found[0].path} ({found[0].items} items)"
+        return f"{len(found)} rows"
+    return f"{len(getattr(found, 'parts', ()))} parts, {len(getattr(found, 'history', ()))} changes"
+
+
 async def _rows_written(catalog: Catalog, run_ids: list[int]) -> dict[str, int]:
     marks = ",".join("?" * len(run_ids))
     found = await catalog.call(
@@ -463,6 +556,8 @@ def run(task: Mapping[str, Any]) -> dict[str, Any]:
         return task_plexapi(task)
     if kind == "store":
         return task_store(task)
+    if kind == "panel":
+        return task_panel(task)
     return asyncio.run(_TASKS[kind](task))
 
 

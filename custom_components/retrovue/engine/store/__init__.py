@@ -1,6 +1,7 @@
 """SQLite catalog: schema, migrations, queries and read views."""
 
 from ..states import PRESENT_STATES, ItemState, RunStatus
+from . import browse
 from .catalog import (
     Catalog,
     CatalogError,
@@ -21,4 +22,5 @@ __all__ = [
     "RunStatus",
     "SchemaError",
     "StoredItem",
+    "browse",
 ]

@@ -8,6 +8,7 @@ by position. `CatalogStore` inherits these methods (see catalog.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 import sqlite3
 from typing import Final
 
@@ -40,6 +41,8 @@ class LibraryCounts:
     deleted: int
     # Present movies or episodes never watched (Plex's viewCount 0 or absent).
     unwatched: int = 0
+    # Present shows (show libraries).
+    shows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,21 @@ class RemoteOnlyShare:
     """How many of a server's playable items no path mapping reaches."""
 
     remote_only: int
+    playable: int
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryRemoteOnly:
+    """How many of a library's playable movies or episodes no path mapping reaches."""
+
+    library_id: int
+    section_key: str
+    title: str
+    type: str
+    # The section's folders on the Plex host.
+    locations: tuple[str, ...]
+    remote_only: int
+    # ACTIVE and REMOTE_ONLY movies and episodes.
     playable: int
 
 
@@ -152,7 +170,13 @@ def _counts(row: sqlite3.Row) -> LibraryCounts:
         missing=row["missing"],
         deleted=row["deleted"],
         unwatched=row["unwatched"],
+        shows=row["shows"],
     )
+
+
+def _locations(text: str) -> tuple[str, ...]:
+    """Return the folders of a library's `locations` (a JSON array, as the store writes it)."""
+    return tuple(str(path) for path in json.loads(text))
 
 
 class CatalogReads:
@@ -184,7 +208,7 @@ class CatalogReads:
             for row in self._rows(
                 """
                 SELECT l.section_key, l.title, l.type, c.active, c.remote_only, c.unavailable,
-                       c.missing, c.deleted, c.unwatched, l.last_synced_at,
+                       c.missing, c.deleted, c.unwatched, c.shows, l.last_synced_at,
                        r.status, r.finished_at, r.changed, r.skipped, r.errors
                 FROM libraries AS l
                 JOIN library_counts AS c ON c.library_id = l.id
@@ -203,7 +227,8 @@ class CatalogReads:
             _counts(row)
             for row in self._rows(
                 "SELECT section_key, title, type, active, remote_only, unavailable, missing, "
-                "deleted, unwatched FROM library_counts WHERE server_id = ? ORDER BY section_key",
+                "deleted, unwatched, shows FROM library_counts WHERE server_id = ? "
+                "ORDER BY section_key",
                 (server_id,),
             )
         ]
@@ -229,28 +254,79 @@ class CatalogReads:
         )
         return RemoteOnlyShare(remote_only=row["remote_only"], playable=row["playable"])
 
+    def remote_only_by_library(self, server_id: int) -> list[LibraryRemoteOnly]:
+        """Return each present library's remote-only and playable movies or episodes."""
+        return [
+            LibraryRemoteOnly(
+                library_id=row["id"],
+                section_key=str(row["section_key"]),
+                title=row["title"],
+                type=row["type"],
+                locations=_locations(row["locations"]),
+                remote_only=row["remote_only"],
+                playable=row["playable"],
+            )
+            for row in self._rows(
+                """
+                SELECT l.id, l.section_key, l.title, l.type, l.locations, c.remote_only,
+                       c.active + c.remote_only AS playable
+                FROM libraries AS l JOIN library_counts AS c ON c.library_id = l.id
+                WHERE l.server_id = ? AND l.present = 1
+                ORDER BY CAST(l.section_key AS INTEGER), l.section_key
+                """,
+                (server_id,),
+            )
+        ]
+
     def find_items(
-        self, title: str, year: int | None = None, kind: str | None = None
+        self,
+        title: str | None = None,
+        year: int | None = None,
+        kind: str | None = None,
+        *,
+        state: str | None = None,
+        library: str | None = None,
+        machine_identifier: str | None = None,
+        limit: int = FIND_LIMIT,
+        offset: int = 0,
     ) -> list[FoundItem]:
-        """Return up to FIND_LIMIT items whose title contains `title` (any case), A to Z."""
-        where = ["i.title LIKE ? ESCAPE '\\' COLLATE NOCASE"]
-        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params: list[object] = [f"%{escaped}%"]
+        """Return items matching every filter given, A to Z by title, a page at a time.
+
+        `title` is a substring (ASCII letters in any case); `library` a library's title (any
+        case) or section key. ValueError for a limit below 1 or a negative offset.
+        """
+        if limit < 1 or offset < 0:
+            raise ValueError(f"limit must be positive and offset not negative: {limit}, {offset}")
+        where: list[str] = []
+        params: list[object] = []
+        if title is not None:
+            escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("i.title LIKE ? ESCAPE '\\' COLLATE NOCASE")
+            params.append(f"%{escaped}%")
         if year is not None:
             where.append("i.year = ?")
             params.append(year)
         if kind is not None:
             where.append("i.kind = ?")
             params.append(kind)
+        if state is not None:
+            where.append("i.state = ?")
+            params.append(state)
+        if library is not None:
+            where.append("(i.library_title = ? COLLATE NOCASE OR i.section_key = ?)")
+            params += [library, library]
+        if machine_identifier is not None:
+            where.append("i.machine_identifier = ?")
+            params.append(machine_identifier)
         items = self._rows(
             f"""
             SELECT i.id, i.machine_identifier, i.server_name, i.library_title, i.kind, i.title,
                    i.year, i.rating_key, i.state, i.grandparent_title, i.parent_index,
                    i.index_number, i.view_count, i.last_viewed_at
-            FROM catalog_items AS i WHERE {" AND ".join(where)}
-            ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ?
+            FROM catalog_items AS i WHERE {" AND ".join(where) or "1"}
+            ORDER BY i.title COLLATE NOCASE, i.year, i.id LIMIT ? OFFSET ?
             """,
-            (*params, FIND_LIMIT),
+            (*params, limit, offset),
         )
         ids = tuple(row["id"] for row in items)
         guids: dict[int, list[str]] = {}
