@@ -56,6 +56,9 @@ def _no_integration_reports(caplog: pytest.LogCaptureFixture) -> Generator[None]
 def _isolated_config_dir(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Give every Home Assistant test its own config dir (the catalog file lives there)."""
     if "hass" in request.fixturenames:
+        if "recorder_mock" in request.fixturenames:
+            # The recorder's database must be prepared before Home Assistant starts.
+            request.getfixturevalue("recorder_db_url")
         hass = request.getfixturevalue("hass")
         hass.config.config_dir = str(tmp_path)
 

@@ -28,7 +28,7 @@ from custom_components.retrovue.const import (
     DOMAIN,
     SUBENTRY_PATH_MAPPING,
 )
-from tests.conftest import HA_TOKEN
+from tests.conftest import HA_TOKEN, async_wait_synced
 from tests.emulator import EmuServer, Fault, FaultKind, PlexEmulator, generate_server
 
 pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
@@ -618,6 +618,8 @@ async def test_path_mapping_flow(hass: HomeAssistant, mock_config_entry: MockCon
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "user"
     assert result["errors"] == {}
+    # The entry is not loaded: no library folders to show.
+    assert result["description_placeholders"] == {"libraries": ""}
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
@@ -634,31 +636,62 @@ async def test_path_mapping_flow(hass: HomeAssistant, mock_config_entry: MockCon
 
 
 @pytest.mark.parametrize(
-    ("plex_prefix", "local_prefix", "message"),
+    ("plex_prefix", "local_prefix", "errors", "messages"),
     [
-        ("data/movies", "/media", "must be an absolute path"),
-        ("/data/movies", "", "must not be empty"),
-        ("/data/../movies", "/media", "'..'"),
-        ("\\\\nas", "/media", "server and a share"),
+        (
+            "data/movies",
+            "/media",
+            {CONF_PLEX_PREFIX: "invalid_plex_prefix"},
+            {"plex_error": "must be an absolute path"},
+        ),
+        (
+            "/data/movies",
+            "",
+            {CONF_LOCAL_PREFIX: "invalid_local_prefix"},
+            {"local_error": "must not be empty"},
+        ),
+        (
+            "/data/../movies",
+            "/media",
+            {CONF_PLEX_PREFIX: "invalid_plex_prefix"},
+            {"plex_error": "'..'"},
+        ),
+        (
+            "\\\\nas",
+            "/media",
+            {CONF_PLEX_PREFIX: "invalid_plex_prefix"},
+            {"plex_error": "server and a share"},
+        ),
+        (
+            "movies",
+            "C:\\...\\x",
+            {CONF_PLEX_PREFIX: "invalid_plex_prefix", CONF_LOCAL_PREFIX: "invalid_local_prefix"},
+            {"plex_error": "must be an absolute path", "local_error": "dots and spaces"},
+        ),
     ],
-    ids=["relative", "empty_local", "parent", "unc_without_share"],
+    ids=["relative", "empty_local", "parent", "unc_without_share", "both"],
 )
 async def test_path_mapping_flow_invalid_path(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
     plex_prefix: str,
     local_prefix: str,
-    message: str,
+    errors: dict[str, str],
+    messages: dict[str, str],
 ) -> None:
-    """Test an unusable mapping is refused with the reason and the input kept."""
+    """Test an unusable prefix is refused on its field, with the reason and the input kept."""
     mock_config_entry.add_to_hass(hass)
     result = await _start_mapping_flow(hass, mock_config_entry)
     user_input = {CONF_PLEX_PREFIX: plex_prefix, CONF_LOCAL_PREFIX: local_prefix}
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_path"}
-    assert message in (result["description_placeholders"] or {})["error"]
+    assert result["errors"] == errors
+    placeholders = result["description_placeholders"] or {}
+    assert set(placeholders) == {*messages, "libraries"}
+    for key, message in messages.items():
+        assert message in placeholders[key]
     assert _suggested(result, CONF_PLEX_PREFIX) == plex_prefix
+    assert _suggested(result, CONF_LOCAL_PREFIX) == local_prefix
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_PLEX_PREFIX: "/data", CONF_LOCAL_PREFIX: "/media"}
@@ -699,7 +732,8 @@ async def test_path_mapping_flow_duplicate_prefix(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_PLEX_PREFIX: "duplicate_prefix"}
-    assert result["description_placeholders"] == {"plex_prefix": canonical}
+    assert result["description_placeholders"] == {"plex_prefix": canonical, "libraries": ""}
+    assert _suggested(result, CONF_PLEX_PREFIX) == plex_prefix
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_PLEX_PREFIX: "/other", CONF_LOCAL_PREFIX: "/elsewhere"}
@@ -745,14 +779,15 @@ async def test_path_mapping_reconfigure(hass: HomeAssistant) -> None:
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_PLEX_PREFIX: "duplicate_prefix"}
-    assert result["description_placeholders"] == {"plex_prefix": "/data/tv"}
+    assert result["description_placeholders"] == {"plex_prefix": "/data/tv", "libraries": ""}
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_PLEX_PREFIX: "data", CONF_LOCAL_PREFIX: "/media/x"}
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "invalid_path"}
+    assert result["errors"] == {CONF_PLEX_PREFIX: "invalid_plex_prefix"}
     assert _suggested(result, CONF_PLEX_PREFIX) == "data"
+    assert _suggested(result, CONF_LOCAL_PREFIX) == "/media/x"
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_PLEX_PREFIX: "/data/movies/", CONF_LOCAL_PREFIX: "/mnt/films"}
@@ -771,3 +806,38 @@ async def test_path_mapping_reconfigure(hass: HomeAssistant) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert entry.subentries[tv_id].unique_id == "/data/series"
     assert entry.subentries[tv_id].title == "/data/series → /media/tv"
+
+
+async def test_path_mapping_form_lists_the_library_folders(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Test the form of a loaded server shows its libraries' folders as Plex reports them."""
+    result = await _start_mapping_flow(hass, init_integration)
+    assert result["description_placeholders"] == {
+        "libraries": "- Movies: `/data/movies`\n- TV Shows: `/data/tv`"
+    }
+    subentry_flow = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_PLEX_PREFIX: "/data/tv/", CONF_LOCAL_PREFIX: "relative"}
+    )
+    assert subentry_flow["errors"] == {CONF_LOCAL_PREFIX: "invalid_local_prefix"}
+    assert (subentry_flow["description_placeholders"] or {})["libraries"].startswith("- Movies:")
+
+
+async def test_path_mapping_form_lists_only_enabled_libraries(
+    hass: HomeAssistant,
+    plex: PlexEmulator,
+    plex_server: EmuServer,
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """Test a library the server syncs no longer is not offered as a hint."""
+    plex_server.add_section("show", "Anime", ["/data/anime", "D:\\Anime"], key="7")
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={**mock_config_entry.options, CONF_LIBRARIES: ["7", "1"]}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await async_wait_synced(hass)
+    result = await _start_mapping_flow(hass, mock_config_entry)
+    assert result["description_placeholders"] == {
+        "libraries": "- Movies: `/data/movies`\n- Anime: `/data/anime`, `D:\\Anime`"
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("enable_custom_integrations")
 VARYING = path_type(
     {
         r"entry\.data\.url": (str,),
-        r"catalog\.last_runs\.\d+\.(started_at|finished_at)": (int,),
+        r"catalog\.last_runs\.\d+\.(started_at|finished_at)": (str,),
         r"catalog\.schema_version": (int,),
     },
     regex=True,
@@ -47,4 +49,9 @@ async def test_diagnostics(
     stream = live.pop("stream")
     assert isinstance(live.pop("push_connected"), bool)
     assert stream["malformed"] == stream["handler_errors"] == 0
+    # Times are ISO strings, also those of the runs and the server's sections.
+    run = diagnostics["catalog"]["last_runs"][0]
+    assert datetime.fromisoformat(run["finished_at"]).tzinfo is not None
+    section = diagnostics["server"]["sections"][0]
+    assert datetime.fromisoformat(section["updated_at"]).year > 2000
     assert diagnostics == snapshot(matcher=VARYING)

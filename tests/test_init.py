@@ -15,6 +15,7 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.event import async_track_state_change_event
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
@@ -28,6 +29,7 @@ from custom_components.retrovue.const import (
     EVENT_SYNC_PROGRESS,
     EVENT_SYNC_STARTED,
 )
+from custom_components.retrovue.coordinator import SYNC_STATUS_DELAY
 from custom_components.retrovue.engine.plex.models import ServerIdentity
 from custom_components.retrovue.engine.store import Catalog, CatalogStore
 from custom_components.retrovue.shared import get_catalog
@@ -84,9 +86,21 @@ async def test_setup_syncs_and_sensors_show_the_catalog(
     state = hass.states.get(_entity_id(hass, entry, "library_1_active"))
     assert state is not None
     assert state.attributes["friendly_name"] == "Living Room Plex Movies active"
-    assert state.attributes["unit_of_measurement"] == "items"
-    # Noisy sensors are disabled by default.
+    # Counts say what they count: movies, or a show library's episodes (and its shows).
+    assert state.attributes["unit_of_measurement"] == "movies"
+    episodes = hass.states.get(_entity_id(hass, entry, "library_2_active"))
+    assert episodes is not None
+    assert episodes.attributes["unit_of_measurement"] == "episodes"
+    assert _state(hass, entry, "library_2_shows") == str(_count(plex_server, "show"))
+    shows = hass.states.get(_entity_id(hass, entry, "library_2_shows"))
+    assert shows is not None
+    assert shows.attributes["friendly_name"] == "Living Room Plex TV Shows shows"
+    assert shows.attributes["unit_of_measurement"] == "shows"
     registry = er.async_get(hass)
+    assert (
+        registry.async_get_entity_id("sensor", DOMAIN, f"{entry.unique_id}_library_1_shows") is None
+    )
+    # Noisy sensors are disabled by default.
     last_changed = registry.async_get(_entity_id(hass, entry, "library_1_last_changed"))
     assert last_changed is not None
     assert last_changed.disabled_by is er.RegistryEntryDisabler.INTEGRATION
@@ -227,7 +241,8 @@ async def test_progress_reaches_the_server_sensors_alone(
 
     assert len(pages) >= 2
     assert not [call for call in scans.call_args_list if entry.entry_id in call.args]
-    assert states[status_id] == ["syncing", "idle"]
+    # A quick sync leaves the status alone (nothing in the logbook).
+    assert states[status_id] == []
     progress = states[progress_id]
     assert progress[0] == "0"
     assert progress[-2:] == ["100", "unknown"]
@@ -270,6 +285,10 @@ async def test_each_library_shows_as_soon_as_it_is_synced(
     await hass.async_block_till_done()
 
     assert _state(hass, entry, "library_1_missing") == "3"
+    # A sync that lasts shows as syncing.
+    assert _state(hass, entry, "sync_status") == "idle"
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SYNC_STATUS_DELAY))
+    await hass.async_block_till_done()
     assert _state(hass, entry, "sync_status") == "syncing"
 
     # The next tick finds the sync still running and leaves it alone.
@@ -355,13 +374,18 @@ async def test_wrong_mapping_raises_a_repair_and_fixing_it_clears_it(
     plex_server: EmuServer,
     mock_config_entry: MockConfigEntry,
 ) -> None:
-    entry = entry_with_mapping(mock_config_entry, "/nowhere", "/mnt")
+    entry = entry_with_mapping(mock_config_entry, "/data/movies/Nothing", "/mnt")
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await async_wait_synced(hass)
-    issue_id = f"mapping_probably_wrong_{entry.entry_id}"
+    issue_id = f"library_not_mapped_{entry.entry_id}_1"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    # The show library is not mapped: no issue, and its episodes stay active.
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"library_not_mapped_{entry.entry_id}_2") is None
+    )
     assert _state(hass, entry, "library_1_remote_only") == str(_count(plex_server, "movie"))
+    assert _state(hass, entry, "library_2_remote_only") == "0"
 
     subentry = next(iter(entry.subentries.values()))
     hass.config_entries.async_update_subentry(

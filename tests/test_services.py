@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import (
@@ -18,6 +20,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+import voluptuous as vol
 
 from custom_components.retrovue.const import (
     DOMAIN,
@@ -251,3 +254,77 @@ async def test_diagnostics_redact_the_token(
     }
     assert [run["status"] for run in catalog["last_runs"]] == ["ok", "ok"]
     assert diagnostics["server"]["machine_identifier"] == plex_server.machine_identifier
+
+
+def _list(value: object) -> list[dict[str, Any]]:
+    assert isinstance(value, list)
+    return value
+
+
+async def test_find_items_lists_what_is_missing_page_by_page(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    movies = sorted(
+        (item for item in plex_server.items.values() if item.type == "movie"),
+        key=lambda item: item.rating_key,
+    )
+    for movie in movies[:3]:
+        plex_server.remove_item(movie.rating_key)
+    await hass.services.async_call(
+        DOMAIN, "sync_library", {"config_entry_id": init_integration.entry_id}, blocking=True
+    )
+    await async_wait_synced(hass)
+
+    first = await _call(hass, "find_items", {"state": "missing", "limit": 2})
+    rest = await _call(hass, "find_items", {"state": "missing", "limit": 2, "offset": 2})
+    assert first["truncated"] is True
+    assert rest["truncated"] is False
+    found = [item["rating_key"] for item in [*_list(first["items"]), *_list(rest["items"])]]
+    assert sorted(found) == sorted(str(movie.rating_key) for movie in movies[:3])
+    assert {item["state"] for item in _list(first["items"])} == {"MISSING"}
+
+    by_library = await _call(
+        hass,
+        "find_items",
+        {"library": "tv shows", "config_entry_id": init_integration.entry_id, "limit": 500},
+    )
+    kinds = {item["kind"] for item in _list(by_library["items"])}
+    assert kinds == {"show", "season", "episode"}
+    none = await _call(hass, "find_items", {"state": "missing", "library": "TV Shows"})
+    assert none["items"] == []
+
+
+async def test_find_items_refuses_an_unknown_server_or_state(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    with pytest.raises(ServiceValidationError):
+        await _call(hass, "find_items", {"config_entry_id": "nope"})
+    with pytest.raises(vol.Invalid):
+        await _call(hass, "find_items", {"state": "gone"})
+
+
+async def test_find_duplicates_within_a_server(
+    hass: HomeAssistant, init_integration: MockConfigEntry, plex_server: EmuServer
+) -> None:
+    response = await _call(hass, "find_duplicates", {})
+    assert response == {"total": 0, "groups": []}
+
+    movie, imdb = next(
+        (movie, guid)
+        for movie in sorted(plex_server.items.values(), key=lambda item: item.rating_key)
+        if movie.type == "movie"
+        for guid in movie.ext_guids
+        if guid.startswith("imdb://")
+    )
+    plex_server.add_movie(
+        movie.section_key, movie.title, movie.year, file="/data/movies/b/b.mkv", guids=(imdb,)
+    )
+    await hass.services.async_call(
+        DOMAIN, "sync_library", {"config_entry_id": init_integration.entry_id}, blocking=True
+    )
+    response = await _call(hass, "find_duplicates", {"scope": "within", "kind": "movie"})
+    assert response["total"] == 1
+    (group,) = _list(response["groups"])
+    assert imdb in group["ids"]
+    assert len(group["items"]) == 2
+    assert (await _call(hass, "find_duplicates", {"scope": "across"}))["total"] == 0

@@ -13,16 +13,21 @@ from .const import CONF_WEBHOOK_ID, DOMAIN
 from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
 from .engine.store import CatalogStore
 from .live import RetrovueLive
+from .panel import async_register_panel, async_remove_panel, async_setup_panel_support
+from .repairs import async_delete_entry_issues
 from .services import async_setup_services
 from .shared import async_acquire_catalog, async_release_catalog
+from .websocket_api import async_setup_websocket_api
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register Retrovue's services."""
+    """Register Retrovue's actions, the panel's websocket commands and its files."""
     async_setup_services(hass)
+    async_setup_websocket_api(hass)
+    await async_setup_panel_support(hass)
     return True
 
 
@@ -44,6 +49,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> 
     coordinator.live = RetrovueLive(hass, entry, coordinator)
     entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_register_panel(hass)
     entry.async_on_unload(
         async_track_time_interval(
             hass,
@@ -66,11 +72,18 @@ async def async_unload_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) ->
         # A running sync is cancelled first: it still writes to the catalog.
         await entry.runtime_data.async_shutdown()
         await async_release_catalog(hass, entry.entry_id)
+        if not [
+            other
+            for other in hass.config_entries.async_loaded_entries(DOMAIN)
+            if other.entry_id != entry.entry_id
+        ]:
+            async_remove_panel(hass)
     return unloaded
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> None:
-    """Forget a removed server: delete its rows (and only its rows) from the catalog."""
+    """Forget a removed server: its repairs, and its rows (and only its) in the catalog."""
+    async_delete_entry_issues(hass, entry.entry_id)
     if entry.unique_id is None:
         return
     catalog = await async_acquire_catalog(hass, entry.entry_id)

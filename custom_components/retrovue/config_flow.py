@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from homeassistant.components import webhook
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -56,7 +58,7 @@ from .const import (
     MIN_SCAN_INTERVAL,
     SUBENTRY_PATH_MAPPING,
 )
-from .engine.paths import InvalidPathMapping, PathMapper, PathMapping, validate_mapping
+from .engine.paths import InvalidPathMapping, PathMapper, PathMapping, check_prefix
 from .engine.plex import (
     PlexAuthError,
     PlexClient,
@@ -65,6 +67,7 @@ from .engine.plex import (
     Section,
     ServerIdentity,
 )
+from .engine.sync import ServerContext
 
 # A person is waiting on the form: report a failure at once instead of retrying.
 FLOW_RETRIES: Final = 0
@@ -494,74 +497,39 @@ class PathMappingSubentryFlowHandler(ConfigSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Add a path mapping."""
-        errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {}
+        checked = MappingCheck()
         if user_input is not None:
-            mapping = self._validate(user_input, None, errors, placeholders)
-            if mapping is not None:
+            checked = validate_path_mapping(self._get_entry(), user_input)
+            if (mapping := checked.mapping) is not None:
                 return self.async_create_entry(
-                    title=_mapping_title(mapping),
-                    data=_mapping_data(mapping),
+                    title=mapping_title(mapping),
+                    data=mapping_data(mapping),
                     unique_id=mapping.plex_prefix,
                 )
-        return self._show_form("user", user_input, errors, placeholders)
+        return self._show_form("user", user_input, checked)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
         """Change a path mapping."""
-        errors: dict[str, str] = {}
-        placeholders: dict[str, str] = {}
+        checked = MappingCheck()
         subentry = self._get_reconfigure_subentry()
         if user_input is not None:
-            mapping = self._validate(user_input, subentry.subentry_id, errors, placeholders)
-            if mapping is not None:
+            checked = validate_path_mapping(self._get_entry(), user_input, subentry.subentry_id)
+            if (mapping := checked.mapping) is not None:
                 return self.async_update_and_abort(
                     self._get_entry(),
                     subentry,
-                    title=_mapping_title(mapping),
-                    data=_mapping_data(mapping),
+                    title=mapping_title(mapping),
+                    data=mapping_data(mapping),
                     unique_id=mapping.plex_prefix,
                 )
-        return self._show_form("reconfigure", user_input or subentry.data, errors, placeholders)
-
-    def _validate(
-        self,
-        user_input: Mapping[str, Any],
-        editing_id: str | None,
-        errors: dict[str, str],
-        placeholders: dict[str, str],
-    ) -> PathMapping | None:
-        """Return the canonical mapping, or None after filling in errors and placeholders."""
-        try:
-            mapping = validate_mapping(user_input[CONF_PLEX_PREFIX], user_input[CONF_LOCAL_PREFIX])
-        except InvalidPathMapping as err:
-            errors["base"] = "invalid_path"
-            placeholders["error"] = str(err)
-            return None
-        others = [
-            PathMapping(subentry.data[CONF_PLEX_PREFIX], subentry.data[CONF_LOCAL_PREFIX])
-            for subentry in self._get_entry().subentries.values()
-            if subentry.subentry_type == SUBENTRY_PATH_MAPPING
-            and subentry.subentry_id != editing_id
-        ]
-        try:
-            # The mapper compares prefixes like resolving does: Windows ones ignore case.
-            PathMapper([*others, mapping])
-        except InvalidPathMapping:
-            errors[CONF_PLEX_PREFIX] = "duplicate_prefix"
-            placeholders["plex_prefix"] = mapping.plex_prefix
-            return None
-        return mapping
+        return self._show_form("reconfigure", user_input or subentry.data, checked)
 
     def _show_form(
-        self,
-        step_id: str,
-        values: Mapping[str, Any] | None,
-        errors: dict[str, str],
-        placeholders: dict[str, str],
+        self, step_id: str, values: Mapping[str, Any] | None, checked: MappingCheck
     ) -> SubentryFlowResult:
-        """Show the mapping form, filled in with the given values."""
+        """Show the mapping form, filled in with the given values, and the library folders."""
         schema = vol.Schema(
             {
                 vol.Required(CONF_PLEX_PREFIX): _PREFIX_SELECTOR,
@@ -573,16 +541,95 @@ class PathMappingSubentryFlowHandler(ConfigSubentryFlow):
         return self.async_show_form(
             step_id=step_id,
             data_schema=schema,
-            errors=errors,
-            description_placeholders=placeholders,
+            errors=checked.errors,
+            description_placeholders={
+                **checked.placeholders,
+                "libraries": library_folders(self._get_entry()),
+            },
         )
 
 
-def _mapping_title(mapping: PathMapping) -> str:
+@dataclass(slots=True)
+class MappingCheck:
+    """A checked path mapping form: the canonical mapping, or the errors by field."""
+
+    mapping: PathMapping | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    placeholders: dict[str, str] = field(default_factory=dict)
+
+
+def validate_path_mapping(
+    entry: ConfigEntry, user_input: Mapping[str, Any], editing_id: str | None = None
+) -> MappingCheck:
+    """Check a path mapping typed into a form, as `engine.paths.validate_mapping` does.
+
+    Each prefix is checked on its own field (`check_prefix`, the checks and messages of
+    `validate_mapping`); a Plex prefix another mapping of the entry already has (Windows ones
+    compared ignoring case, as resolving does) is refused on its field too. `editing_id` is the
+    subentry being changed, which may keep its own prefix.
+    """
+    checked = MappingCheck()
+    prefixes: dict[str, str] = {}
+    for key, side, error, placeholder in (
+        (CONF_PLEX_PREFIX, "Plex", "invalid_plex_prefix", "plex_error"),
+        (CONF_LOCAL_PREFIX, "local", "invalid_local_prefix", "local_error"),
+    ):
+        try:
+            prefixes[key] = check_prefix(str(user_input.get(key) or ""), side)
+        except InvalidPathMapping as err:
+            checked.errors[key] = error
+            checked.placeholders[placeholder] = str(err)
+    if checked.errors:
+        return checked
+    mapping = PathMapping(prefixes[CONF_PLEX_PREFIX], prefixes[CONF_LOCAL_PREFIX])
+    try:
+        # The mapper compares prefixes like resolving does: Windows ones ignore case.
+        PathMapper([*entry_mappings(entry, editing_id), mapping])
+    except InvalidPathMapping:
+        checked.errors[CONF_PLEX_PREFIX] = "duplicate_prefix"
+        checked.placeholders["plex_prefix"] = mapping.plex_prefix
+        return checked
+    checked.mapping = mapping
+    return checked
+
+
+def entry_mappings(entry: ConfigEntry, leave_out: str | None = None) -> list[PathMapping]:
+    """Return the path mappings of an entry's subentries (but `leave_out`'s)."""
+    return [
+        PathMapping(subentry.data[CONF_PLEX_PREFIX], subentry.data[CONF_LOCAL_PREFIX])
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_PATH_MAPPING and subentry.subentry_id != leave_out
+    ]
+
+
+def library_folders(entry: ConfigEntry) -> str:
+    """Return the entry's enabled libraries and their folders as Plex reports them (Markdown).
+
+    Read from the loaded server's sections, as the last sync recorded them in the catalog;
+    empty while the entry is not loaded.
+    """
+    loaded = entry.state is ConfigEntryState.LOADED
+    server: ServerContext | None = entry.runtime_data.server if loaded else None
+    if server is None:
+        return ""
+    enabled = set(entry.options.get(CONF_LIBRARIES, ()))
+    return "\n".join(
+        f"- {section.title}: {format_folders(section.locations)}"
+        for section in server.sections
+        if section.key in enabled and section.locations
+    )
+
+
+def format_folders(folders: Iterable[str]) -> str:
+    """Return folders as Markdown code, comma-separated (backslashes shown as they are)."""
+    return ", ".join(f"`{folder}`" for folder in folders)
+
+
+def mapping_title(mapping: PathMapping) -> str:
     """Return the title of a path mapping subentry."""
     return f"{mapping.plex_prefix} → {mapping.local_prefix}"
 
 
-def _mapping_data(mapping: PathMapping) -> dict[str, str]:
+def mapping_data(mapping: PathMapping) -> dict[str, str]:
     """Return the stored data of a path mapping subentry."""
     return {CONF_PLEX_PREFIX: mapping.plex_prefix, CONF_LOCAL_PREFIX: mapping.local_prefix}

@@ -49,6 +49,7 @@ SERVICE_SYNC_LIBRARY: Final = "sync_library"
 SERVICE_FIND_ITEMS: Final = "find_items"
 SERVICE_PURGE_DELETED: Final = "purge_deleted"
 SERVICE_REFRESH_ITEMS: Final = "refresh_items"
+SERVICE_FIND_DUPLICATES: Final = "find_duplicates"
 ATTR_RATING_KEYS: Final = "rating_keys"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_LIBRARY: Final = "library"
@@ -57,6 +58,10 @@ ATTR_TITLE: Final = "title"
 ATTR_YEAR: Final = "year"
 ATTR_KIND: Final = "kind"
 ATTR_OLDER_THAN_DAYS: Final = "older_than_days"
+ATTR_STATE: Final = "state"
+ATTR_LIMIT: Final = "limit"
+ATTR_OFFSET: Final = "offset"
+ATTR_SCOPE: Final = "scope"
 
 # Repairs: most parts of a server REMOTE_ONLY although it has mappings
 REMOTE_ONLY_REPAIR_SHARE: Final = 0.5

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 import time
 from typing import Any
@@ -14,8 +14,8 @@ from typing import Any
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -40,21 +40,26 @@ from .const import (
     EVENT_SYNC_STARTED,
     LOGGER,
     PUSH_SYNC_FACTOR,
-    REMOTE_ONLY_REPAIR_SHARE,
     SUBENTRY_PATH_MAPPING,
 )
 from .engine.paths import PathMapping
 from .engine.plex import PlexAuthError, PlexClient, PlexError
-from .engine.store import Catalog, CatalogError, CatalogStore
+from .engine.store import Catalog, CatalogError, CatalogStore, browse
+from .engine.store.browse import MissingFolder
 from .engine.sync import ServerContext, SyncProgress, SyncSummary, prepare_server, sync_library
-from .live import RetrovueLive, watched_to_json
+from .live import RetrovueLive, folders_to_json, watched_to_json
+from .repairs import async_check_mappings, async_check_missing_drop
 
 type RetrovueConfigEntry = ConfigEntry[RetrovueDataUpdateCoordinator]
 
-ISSUE_MAPPING_WRONG = "mapping_probably_wrong"
 # Seconds before the first retry of a failed request (doubling after that).
 RETRY_BACKOFF = 0.5
+# Seconds a sync runs before the sync status says *syncing* (quick syncs stay *idle*).
+SYNC_STATUS_DELAY = 5
 _MISSING_TITLES = 5
+# Folders named in a missing event; folders read for it and for the repair of a lost share.
+_MISSING_FOLDERS = 5
+_DROP_FOLDERS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +86,8 @@ class LibraryData:
     missing: int
     deleted: int
     unwatched: int
+    # Present shows of a show library (its other counts are of episodes).
+    shows: int
     last_synced_at: datetime | None
     last_run: LastRun | None
 
@@ -99,6 +106,9 @@ class SyncActivity:
     syncing: bool = False
     library: str | None = None
     percent: int | None = None
+    # The sync has run for SYNC_STATUS_DELAY: only then does the status say *syncing*, so
+    # quick syncs leave no trace in the logbook.
+    lasting: bool = False
 
 
 def _when(epoch: int | None) -> datetime | None:
@@ -140,6 +150,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         )
         self.server: ServerContext | None = None
         self.activity = SyncActivity()
+        self._unsub_lasting: CALLBACK_TYPE | None = None
         self._activity_listeners: list[CALLBACK_TYPE] = []
         self._sync_lock = asyncio.Lock()
         self._library_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -186,6 +197,9 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
     async def async_shutdown(self) -> None:
         """Cancel a running scheduled sync (before the catalog closes), then stop."""
         self._stopped = True
+        if self._unsub_lasting is not None:
+            self._unsub_lasting()
+            self._unsub_lasting = None
         if self.live is not None:
             await self.live.async_stop()
         if (task := self._sync_task) is not None and not task.done():
@@ -208,9 +222,24 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
 
     @callback
     def _async_set_activity(self, activity: SyncActivity) -> None:
+        if activity.syncing:
+            activity = replace(activity, lasting=activity.lasting or self.activity.lasting)
+            if self._unsub_lasting is None and not activity.lasting:
+                self._unsub_lasting = async_call_later(
+                    self.hass, SYNC_STATUS_DELAY, self._async_sync_lasts
+                )
+        elif self._unsub_lasting is not None:
+            self._unsub_lasting()
+            self._unsub_lasting = None
         self.activity = activity
         for update_callback in list(self._activity_listeners):
             update_callback()
+
+    @callback
+    def _async_sync_lasts(self, _now: datetime) -> None:
+        self._unsub_lasting = None
+        if self.activity.syncing:
+            self._async_set_activity(replace(self.activity, lasting=True))
 
     # --- syncing -----------------------------------------------------------------------------
 
@@ -451,37 +480,63 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         base = self._event_base(summary)
         for item in summary.watched:
             self.hass.bus.async_fire(EVENT_ITEM_WATCHED, {**base, **watched_to_json(item)})
-        if summary.status != "ok" or not summary.missing_promoted:
+        if summary.status != "ok":
             return
-        titles = await self.catalog.call(
-            CatalogStore.newly_missing_titles, summary.run_id, _MISSING_TITLES
-        )
-        self.hass.bus.async_fire(
-            EVENT_ITEMS_MISSING,
-            {**self._event_base(summary), "count": summary.missing_promoted, "titles": titles},
-        )
-
-    async def _check_mappings(self, server: ServerContext) -> None:
-        """Raise a repair issue when most files resolve nowhere although mappings exist."""
-        issue_id = f"{ISSUE_MAPPING_WRONG}_{self.config_entry.entry_id}"
-        share = await self.catalog.call(CatalogStore.remote_only_share, server.server_id)
-        remote_only, playable = share.remote_only, share.playable
-        if playable and remote_only / playable > REMOTE_ONLY_REPAIR_SHARE:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                issue_id,
-                is_fixable=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key=ISSUE_MAPPING_WRONG,
-                translation_placeholders={
-                    "server": self.config_entry.title,
-                    "remote_only": str(remote_only),
-                    "total": str(playable),
+        folders: list[MissingFolder] = []
+        if summary.missing_promoted:
+            titles = await self.catalog.call(
+                CatalogStore.newly_missing_titles, summary.run_id, _MISSING_TITLES
+            )
+            folders = await self.async_missing_folders(summary.run_id)
+            self.hass.bus.async_fire(
+                EVENT_ITEMS_MISSING,
+                {
+                    **base,
+                    "count": summary.missing_promoted,
+                    "titles": titles,
+                    "folders": folders_to_json(folders[:_MISSING_FOLDERS]),
                 },
             )
-        else:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        await self._check_missing_drop(summary, folders)
+
+    async def async_missing_folders(self, run_id: int) -> list[MissingFolder]:
+        """Return where the items a run marked MISSING were: grouped by folder, biggest first."""
+        return list(
+            await self.catalog.call(
+                browse.missing_folders,
+                machine_identifier=self.machine_identifier,
+                run_id=run_id,
+                limit=_DROP_FOLDERS,
+            )
+        )
+
+    async def _check_missing_drop(self, summary: SyncSummary, folders: list[MissingFolder]) -> None:
+        """Raise or clear the repair of a library that lost many files in one run."""
+        server = self.server
+        if server is None:  # pragma: no cover - a run always follows _async_prepare
+            return
+        counts = next(
+            (
+                row
+                for row in await self.catalog.call(CatalogStore.library_counts, server.server_id)
+                if row.section_key == summary.library_key
+            ),
+            None,
+        )
+        if counts is not None:
+            async_check_missing_drop(
+                self.hass,
+                self.config_entry,
+                summary.library_key,
+                summary.library_title,
+                counts,
+                folders,
+            )
+
+    async def _check_mappings(self, server: ServerContext) -> None:
+        """Raise a repair per library most of whose files no path mapping resolves."""
+        rows = await self.catalog.call(CatalogStore.remote_only_by_library, server.server_id)
+        async_check_mappings(self.hass, self.config_entry, rows, self._path_mappings())
 
     async def _async_read(self) -> RetrovueData:
         server = self.server
@@ -503,6 +558,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 missing=counts.missing,
                 deleted=counts.deleted,
                 unwatched=counts.unwatched,
+                shows=getattr(counts, "shows", 0),  # TEMPORARY until reads.py has it
                 last_synced_at=_when(library.last_synced_at),
                 last_run=None
                 if run is None

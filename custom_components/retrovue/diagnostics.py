@@ -16,6 +16,8 @@ from .engine.store import CatalogStore
 TO_REDACT = {CONF_TOKEN, CONF_WEBHOOK_ID}
 _RUNS = 10
 _ACTIVITY = 20
+# Plex's contentChangedAt is a change counter, not a time.
+_NOT_TIMES = frozenset({"content_changed_at"})
 
 
 async def async_get_config_entry_diagnostics(
@@ -26,7 +28,9 @@ async def async_get_config_entry_diagnostics(
     server = coordinator.server
     facts: dict[str, Any] = {}
     if server is not None:
-        facts = asdict(await coordinator.catalog.call(CatalogStore.facts, server.server_id, _RUNS))
+        facts = _iso_times(
+            asdict(await coordinator.catalog.call(CatalogStore.facts, server.server_id, _RUNS))
+        )
     return {
         "entry": {
             "data": async_redact_data(dict(entry.data), TO_REDACT),
@@ -42,13 +46,30 @@ async def async_get_config_entry_diagnostics(
             "machine_identifier": server.machine_identifier,
             "name": server.name,
             "version": server.version,
-            "sections": [asdict(section) for section in server.sections],
+            "sections": [_iso_times(asdict(section)) for section in server.sections],
         },
         "catalog": facts,
         "activity": asdict(coordinator.activity),
         "requests": dict(coordinator.client.requests),
         "live": await _live(coordinator),
     }
+
+
+def _iso_times(value: Any) -> Any:
+    """Return `value` with every epoch time (an int under a key ending in `_at`) as ISO text."""
+    if isinstance(value, dict):
+        return {
+            key: dt_util.utc_from_timestamp(item).isoformat()
+            if key.endswith("_at")
+            and key not in _NOT_TIMES
+            and isinstance(item, int)
+            and not isinstance(item, bool)
+            else _iso_times(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_iso_times(item) for item in value]
+    return value
 
 
 async def _live(coordinator: RetrovueDataUpdateCoordinator) -> dict[str, Any]:

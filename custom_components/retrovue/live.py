@@ -48,6 +48,7 @@ from .engine.plex import (
 from .engine.plex.webhooks import MAX_PAYLOAD
 from .engine.states import RunStatus
 from .engine.store import CatalogError, CatalogStore
+from .engine.store.browse import MissingFolder
 from .engine.store.writes import Watched
 from .engine.sync.live import LiveBatch, LiveQueue
 from .engine.sync.targeted import RefreshSummary, Targets, refresh
@@ -249,9 +250,16 @@ class RetrovueLive:
                 titles = await catalog.call(
                     CatalogStore.newly_missing_titles, summary.run_id, _TITLES
                 )
+                folders = await self.coordinator.async_missing_folders(summary.run_id)
                 self.hass.bus.async_fire(
                     EVENT_ITEMS_MISSING,
-                    {**base, "source": source, "count": len(summary.missing), "titles": titles},
+                    {
+                        **base,
+                        "source": source,
+                        "count": len(summary.missing),
+                        "titles": titles,
+                        "folders": folders_to_json(folders[:_TITLES]),
+                    },
                 )
             for item in summary.watched:
                 self.hass.bus.async_fire(EVENT_ITEM_WATCHED, {**base, **watched_to_json(item)})
@@ -393,6 +401,23 @@ async def _read_payload(request: web.Request) -> bytes:
     except (ValueError, AssertionError) as err:
         raise WebhookError(f"body is not valid multipart ({err.__class__.__name__})") from None
     raise WebhookError("no payload part")
+
+
+def folders_to_json(folders: list[MissingFolder]) -> list[dict[str, Any]]:
+    """Return missing folders for an event: path, items, files, and since when (ISO)."""
+    return [
+        {
+            "path": folder.path,
+            "library": folder.library,
+            "items": folder.items,
+            "files": folder.files,
+            "folders": folder.folders,
+            "since": None
+            if folder.since is None
+            else dt_util.utc_from_timestamp(folder.since).isoformat(),
+        }
+        for folder in folders
+    ]
 
 
 def watched_to_json(item: Watched) -> dict[str, Any]:

@@ -33,6 +33,9 @@ class RetrovueLibrarySensorEntityDescription(SensorEntityDescription):
     """Describe a sensor of one library."""
 
     value_fn: Callable[[LibraryData], int | datetime | None]
+    # Counts of movies or episodes say which in their unit (a translation per library type).
+    per_kind: bool = False
+    exists_fn: Callable[[LibraryData], bool] = lambda _library: True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +43,10 @@ class RetrovueServerSensorEntityDescription(SensorEntityDescription):
     """Describe a sensor of the server's sync activity."""
 
     value_fn: Callable[[SyncActivity], int | str | None]
+
+
+# What a library's movie or episode counts count, by library type (translation key suffix).
+UNIT_BY_TYPE: dict[str, str] = {"movie": "movies", "show": "episodes"}
 
 
 def _count(
@@ -51,6 +58,7 @@ def _count(
         state_class=SensorStateClass.MEASUREMENT,
         entity_registry_enabled_default=enabled,
         value_fn=value_fn,
+        per_kind=True,
     )
 
 
@@ -74,6 +82,13 @@ LIBRARY_SENSORS: tuple[RetrovueLibrarySensorEntityDescription, ...] = (
     _count("unavailable", lambda lib: lib.unavailable, enabled=False),
     _count("unwatched", lambda lib: lib.unwatched),
     RetrovueLibrarySensorEntityDescription(
+        key="shows",
+        translation_key="shows",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda lib: lib.shows,
+        exists_fn=lambda lib: lib.type == "show",
+    ),
+    RetrovueLibrarySensorEntityDescription(
         key="last_synced",
         translation_key="last_synced",
         device_class=SensorDeviceClass.TIMESTAMP,
@@ -91,7 +106,8 @@ SERVER_SENSORS: tuple[RetrovueServerSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=["idle", "syncing"],
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda activity: "syncing" if activity.syncing else "idle",
+        # Only syncs that last show as *syncing*: a quick sync leaves no logbook entries.
+        value_fn=lambda activity: "syncing" if activity.syncing and activity.lasting else "idle",
     ),
     RetrovueServerSensorEntityDescription(
         key="sync_progress",
@@ -124,10 +140,12 @@ async def async_setup_entry(
         if current == followed:
             return
         if new := current - (followed or frozenset()):
+            libraries = coordinator.data.libraries
             async_add_entities(
                 RetrovueLibrarySensorEntity(coordinator, key, description)
                 for key in sorted(new)
                 for description in LIBRARY_SENSORS
+                if description.exists_fn(libraries[key])
             )
         followed = current
         # Remove entities of libraries that vanished or were deselected, also across reloads.
@@ -161,6 +179,8 @@ class RetrovueLibrarySensorEntity(RetrovueEntity, SensorEntity):
         self._library_key = library_key
         library = coordinator.data.libraries[library_key]
         self._attr_translation_placeholders = {"library": library.title}
+        if description.per_kind and (unit := UNIT_BY_TYPE.get(library.type)):
+            self._attr_translation_key = f"{description.key}_{unit}"
 
     @property
     def available(self) -> bool:

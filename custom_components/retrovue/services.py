@@ -1,4 +1,4 @@
-"""Retrovue actions: sync a library, refresh items, find items, purge deleted rows."""
+"""Retrovue actions: sync a library, refresh items, find items or duplicates, purge deleted rows."""
 
 from __future__ import annotations
 
@@ -33,22 +33,30 @@ from .const import (
     ATTR_DEEP,
     ATTR_KIND,
     ATTR_LIBRARY,
+    ATTR_LIMIT,
+    ATTR_OFFSET,
     ATTR_OLDER_THAN_DAYS,
     ATTR_RATING_KEYS,
+    ATTR_SCOPE,
+    ATTR_STATE,
     ATTR_TITLE,
     ATTR_YEAR,
     DOMAIN,
+    SERVICE_FIND_DUPLICATES,
     SERVICE_FIND_ITEMS,
     SERVICE_PURGE_DELETED,
     SERVICE_REFRESH_ITEMS,
     SERVICE_SYNC_LIBRARY,
 )
 from .coordinator import RetrovueConfigEntry, summary_to_json
-from .engine.store import Catalog, CatalogStore
+from .engine.store import Catalog, CatalogStore, browse
 from .engine.store.reads import FIND_LIMIT
 from .engine.sync.targeted import Targets
 from .live import watched_to_json
 from .shared import get_catalog
+from .websocket_api import DUPLICATE_SCOPES, KINDS, STATES
+
+MAX_FIND_LIMIT = 500
 
 SYNC_LIBRARY_SCHEMA = vol.Schema(
     {
@@ -59,9 +67,25 @@ SYNC_LIBRARY_SCHEMA = vol.Schema(
 )
 FIND_ITEMS_SCHEMA = vol.Schema(
     {
-        vol.Required(ATTR_TITLE): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_TITLE): vol.All(cv.string, vol.Length(min=1)),
         vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=3000)),
-        vol.Optional(ATTR_KIND): vol.In(["movie", "show", "season", "episode"]),
+        vol.Optional(ATTR_KIND): vol.In(KINDS),
+        vol.Optional(ATTR_STATE): vol.All(cv.string, vol.Upper, vol.In(STATES)),
+        vol.Optional(ATTR_LIBRARY): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): ConfigEntrySelector({"integration": DOMAIN}),
+        vol.Optional(ATTR_LIMIT, default=FIND_LIMIT): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_FIND_LIMIT)
+        ),
+        vol.Optional(ATTR_OFFSET, default=0): vol.All(vol.Coerce(int), vol.Range(min=0)),
+    }
+)
+FIND_DUPLICATES_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_SCOPE, default="all"): vol.In(DUPLICATE_SCOPES),
+        vol.Optional(ATTR_KIND): vol.All(cv.ensure_list, [vol.In(("movie", "show", "episode"))]),
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): ConfigEntrySelector({"integration": DOMAIN}),
+        vol.Optional(ATTR_LIMIT, default=50): vol.All(vol.Coerce(int), vol.Range(min=1, max=200)),
+        vol.Optional(ATTR_OFFSET, default=0): vol.All(vol.Coerce(int), vol.Range(min=0)),
     }
 )
 REFRESH_ITEMS_SCHEMA = vol.Schema(
@@ -199,21 +223,59 @@ async def _async_refresh_items(call: ServiceCall) -> ServiceResponse:
     }
 
 
+def _server_filter(hass: HomeAssistant, data: dict[str, Any]) -> str | None:
+    """Return the machineIdentifier of the server an action names (None: every server)."""
+    if (entry_id := data.get(ATTR_CONFIG_ENTRY_ID)) is None:
+        return None
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN or entry.unique_id is None:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entry_not_found",
+            translation_placeholders={"entry_id": entry_id},
+        )
+    return entry.unique_id
+
+
+def _iso_times(record: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        if (value := record.get(key)) is not None:
+            record[key] = dt_util.utc_from_timestamp(value).isoformat()
+    return record
+
+
 async def _async_find_items(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
+    limit = call.data[ATTR_LIMIT]
+    # One more than asked for tells whether more items match.
     items = await catalog.call(
         CatalogStore.find_items,
-        call.data[ATTR_TITLE],
+        call.data.get(ATTR_TITLE),
         call.data.get(ATTR_YEAR),
         call.data.get(ATTR_KIND),
+        state=call.data.get(ATTR_STATE),
+        library=call.data.get(ATTR_LIBRARY),
+        machine_identifier=_server_filter(call.hass, call.data),
+        limit=limit + 1,
+        offset=call.data[ATTR_OFFSET],
     )
-    found = [asdict(item) for item in items]
-    for item in found:
-        if (viewed := item.get("last_viewed_at")) is not None:
-            item["last_viewed_at"] = dt_util.utc_from_timestamp(viewed).isoformat()
+    found = [_iso_times(asdict(item), "last_viewed_at") for item in items[:limit]]
+    return {"items": cast("Any", found), "truncated": len(items) > limit}
+
+
+async def _async_find_duplicates(call: ServiceCall) -> ServiceResponse:
+    catalog = _catalog(call.hass)
+    page = await catalog.call(
+        browse.duplicates,
+        scope=call.data[ATTR_SCOPE],
+        kinds=tuple(call.data.get(ATTR_KIND) or ("movie", "show")),
+        machine_identifier=_server_filter(call.hass, call.data),
+        offset=call.data[ATTR_OFFSET],
+        limit=call.data[ATTR_LIMIT],
+    )
     return {
-        "items": cast("Any", found),
-        "truncated": len(items) >= FIND_LIMIT,
+        "total": page.total,
+        "groups": cast("Any", [asdict(group) for group in page.groups]),
     }
 
 
@@ -258,6 +320,13 @@ def async_setup_services(hass: HomeAssistant) -> None:
         SERVICE_FIND_ITEMS,
         _async_find_items,
         schema=FIND_ITEMS_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_FIND_DUPLICATES,
+        _async_find_duplicates,
+        schema=FIND_DUPLICATES_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     hass.services.async_register(

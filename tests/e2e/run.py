@@ -4,8 +4,8 @@ Steps: start the emulator and Home Assistant on free ports, complete onboarding,
 server through the config-flow API, wait for the first sync, check sensor states, call
 `retrovue.sync_library` with a response, remove items and see the missing sensor rise, run the
 live phase (`live.py`: notifications and webhooks, each change shown within 5 s, and the
-change → sensor latencies), stop Home Assistant, and fail on any error or traceback from the
-integration in its log.
+change → sensor latencies), check the sidebar panel in headless Chromium (`panel.py`), stop Home
+Assistant, and fail on any error or traceback from the integration in its log.
 
     python -m tests.e2e.run [--changes N] [--freshness-out PATH]
 
@@ -40,6 +40,7 @@ from tests.reliability.poison import JSON_POISONS, PoisonedEmulator
 
 from .common import E2EError, _log, _sensor
 from .live import run_live_phase
+from .panel import check_panel
 
 TOKEN = "e2e-plex-token"
 CLIENT_ID = "http://127.0.0.1/"
@@ -347,6 +348,9 @@ async def _run(workdir: Path, *, changes: int = 50) -> tuple[list[str], dict[str
                 f"  {kind:<6} {row['changes']:>3} changes: median {row['median_s']:.3f} s, "
                 f"max {row['max_s']:.3f} s"
             )
+
+        # The sidebar panel in headless Chromium (tests/e2e/panel.py).
+        await check_panel(stack)
 
     log_file = stack.config_dir / "home-assistant.log"
     problems = integration_problems(log_file.read_text(encoding="utf-8", errors="replace"))

@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import contextlib
 
+from aiohttp import web
+
 from .app import PlexEmulator
+from .control import DemoControl
 from .generate import generate_server
 
 
@@ -22,6 +25,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--token", default="test-token")
     parser.add_argument("--name", default="Emulated Plex", help="friendlyName")
     parser.add_argument("--machine-identifier", default=None)
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        help="also serve /take and /restore on 127.0.0.1 (tests/emulator/control.py)",
+    )
     return parser.parse_args(argv)
 
 
@@ -41,7 +50,16 @@ async def _serve(args: argparse.Namespace) -> None:
         print(f"machineIdentifier: {server.machine_identifier}")  # noqa: T201
         print(f"token:             {server.token}")  # noqa: T201
         print(f"items:             {len(server.items)}  (Ctrl-C stops)", flush=True)  # noqa: T201
-        await asyncio.Event().wait()
+        runner = None
+        if args.control_port is not None:
+            runner = web.AppRunner(DemoControl(server).app(), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", args.control_port).start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if runner is not None:
+                await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:

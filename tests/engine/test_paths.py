@@ -7,10 +7,13 @@ import time
 import pytest
 
 from custom_components.retrovue.engine.paths import (
+    Coverage,
     InvalidPathMapping,
     PathMapper,
     PathMapping,
     ViewColumns,
+    check_prefix,
+    coverage,
     resolve_local_path,
     validate_mapping,
     view_columns,
@@ -543,3 +546,86 @@ def test_resolving_many_paths_is_fast() -> None:
     assert all(path is not None for path in resolved)
     # Generous bound: a regression to per-call validation or regex compilation would blow it.
     assert elapsed < 5.0
+
+
+COVERAGE_CASES = [
+    ("/data/movies", "/data/movies", Coverage.WHOLE),
+    ("/data/movies/", "/data//movies/", Coverage.WHOLE),  # empty components are dropped
+    ("/data", "/data/movies", Coverage.WHOLE),  # a folder above
+    ("/", "/data/tv", Coverage.WHOLE),
+    ("/data/tv/Anime", "/data/tv", Coverage.PART),  # a folder inside
+    ("/data/tv", "/data/tv2", Coverage.NONE),  # whole names only
+    ("/data/mov", "/data/movies", Coverage.NONE),
+    ("/data/movies", "/data/tv", Coverage.NONE),
+    ("/data/tv/Anime", "/data/movies", Coverage.NONE),
+    ("/Data/movies", "/data/movies", Coverage.NONE),  # POSIX names keep their case
+    ("/data/a\\b", "/data/a\\b/c", Coverage.WHOLE),  # a backslash is part of a POSIX name
+    ("/data/a", "/data/a\\b", Coverage.NONE),
+    ("D:\\Media", "d:/media/Movies", Coverage.WHOLE),  # Windows: case and separators
+    ("D:\\Media\\TV\\Anime", "D:\\media\\tv", Coverage.PART),
+    ("D:\\Media", "E:\\Media", Coverage.NONE),
+    ("D:\\Média", "d:\\MÉDIA", Coverage.NONE),  # only ASCII case is ignored
+    ("\\\\nas\\share", "\\\\NAS\\Share\\tv", Coverage.WHOLE),
+    ("\\\\nas\\share\\tv", "//nas/share", Coverage.PART),
+    ("\\\\srv\\share", "\\\\?\\srv\\share", Coverage.NONE),  # extended-length path
+    ("/data", "D:\\data", Coverage.NONE),  # another style
+    ("D:\\Media", "/Media", Coverage.NONE),
+    ("/data/movies", "", Coverage.NONE),
+    ("/data/movies", "/data/movies\x00", Coverage.NONE),
+    ("/data/movies", "data/movies", Coverage.NONE),  # not absolute
+]
+
+
+@pytest.mark.parametrize(("plex_prefix", "folder", "expected"), COVERAGE_CASES)
+def test_how_a_mapping_covers_a_folder(plex_prefix: str, folder: str, expected: Coverage) -> None:
+    assert coverage(plex_prefix, folder) is expected
+
+
+@pytest.mark.parametrize(
+    ("plex_prefix", "folder", "expected"),
+    [case for case in COVERAGE_CASES if case[1] and "\x00" not in case[1]],
+)
+def test_coverage_agrees_with_resolving(plex_prefix: str, folder: str, expected: Coverage) -> None:
+    """A file in a wholly covered folder resolves; in an unrelated one it does not."""
+    mapper = _mapper((plex_prefix, "/mnt"))
+    resolved = mapper.resolve(folder.rstrip("/\\") + "/file.mkv")
+    if expected is Coverage.WHOLE:
+        assert resolved is not None
+    else:
+        # Covered in part: the folder's own files lie outside the prefix.
+        assert resolved is None
+
+
+def test_coverage_refuses_an_unusable_prefix() -> None:
+    with pytest.raises(InvalidPathMapping, match="must be an absolute path"):
+        coverage("data", "/data")
+
+
+@pytest.mark.parametrize(
+    ("value", "side", "expected"),
+    [
+        (" /data//movies/ ", "Plex", "/data/movies"),
+        ("d:/media/", "local", "d:\\media"),
+        ("\\\\nas/Share/", "Plex", "\\\\nas\\Share"),
+    ],
+)
+def test_check_prefix_returns_the_canonical_form(value: str, side: str, expected: str) -> None:
+    assert check_prefix(value, side) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "side", "message"),
+    [
+        ("data", "Plex", "The Plex prefix 'data' must be an absolute path"),
+        ("", "local", "The local prefix must not be empty"),
+        ("/a/../b", "local", "The local prefix '/a/../b' must not contain '..' components"),
+    ],
+)
+def test_check_prefix_refuses_as_validate_mapping_does(value: str, side: str, message: str) -> None:
+    with pytest.raises(InvalidPathMapping) as err:
+        check_prefix(value, side)
+    assert str(err.value).startswith(message)
+    pair = (value, "/mnt") if side == "Plex" else ("/media", value)
+    with pytest.raises(InvalidPathMapping) as same:
+        validate_mapping(*pair)
+    assert str(same.value) == str(err.value)

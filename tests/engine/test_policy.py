@@ -26,12 +26,14 @@ from custom_components.retrovue.engine.policy import (
     gone_by_lookup,
     item_state,
     judged,
+    library_mappings,
     light_listing_holds,
     light_window_start,
     missing_check,
     movie_listing,
     next_state,
     saw_every_present_item,
+    uncovered_folders,
     watched,
 )
 from custom_components.retrovue.engine.states import GONE_STATES, PRESENT_STATES, ItemState
@@ -159,7 +161,8 @@ _UNMAPPED = PathMapper([])
         (ItemKind.MOVIE, ["/data/movies/a.mkv"], _MAPPED, ItemState.ACTIVE),
         (ItemKind.MOVIE, ["/data/tv/a.mkv"], _MAPPED, ItemState.REMOTE_ONLY),
         (ItemKind.MOVIE, ["/data/tv/a.mkv", "/data/movies/b.mkv"], _MAPPED, ItemState.ACTIVE),
-        (ItemKind.EPISODE, ["/data/tv/a.mkv"], _UNMAPPED, ItemState.ACTIVE),  # not claimed
+        # A library no mapping covers is judged without mappings: reachability not claimed.
+        (ItemKind.EPISODE, ["/data/tv/a.mkv"], _UNMAPPED, ItemState.ACTIVE),
         (ItemKind.MOVIE, ["/data/movies/../tv/a.mkv"], _MAPPED, ItemState.REMOTE_ONLY),
     ],
 )
@@ -167,6 +170,51 @@ def test_the_state_of_a_listed_item(
     kind: ItemKind, files: list[str], mapper: PathMapper, expected: ItemState
 ) -> None:
     assert item_state(kind, files, mapper) is expected
+
+
+_MOVIES_MAP = PathMapping("/data/movies", "/mnt/movies")
+_ANIME_MAP = PathMapping("/data/tv/Anime", "/mnt/anime")
+_DATA_MAP = PathMapping("/data", "/mnt/data")
+_ARCHIVE_MAP = PathMapping("/archive", "/mnt/archive")
+
+
+@pytest.mark.parametrize(
+    ("locations", "mappings", "expected"),
+    [
+        (["/data/movies"], [], ()),
+        (["/data/movies"], [_MOVIES_MAP], (_MOVIES_MAP,)),  # the folder itself
+        (["/data/movies"], [_DATA_MAP], (_DATA_MAP,)),  # a folder above
+        (["/data/tv"], [_ANIME_MAP], (_ANIME_MAP,)),  # a folder inside: mapped in part
+        (["/data/tv"], [_MOVIES_MAP], ()),  # another library's folder: not mapped
+        (["/data/tv"], [_MOVIES_MAP, _ARCHIVE_MAP], ()),
+        # One covered folder maps the library, with every mapping of the server.
+        (["/data/tv", "/archive/tv"], [_MOVIES_MAP, _ARCHIVE_MAP], (_MOVIES_MAP, _ARCHIVE_MAP)),
+        ([], [PathMapping("/", "/mnt")], ()),  # no known folder: not mapped
+        (["D:\\TV"], [PathMapping("d:/tv/", "/mnt/tv")], (PathMapping("d:/tv/", "/mnt/tv"),)),
+        (["/data/tv2"], [PathMapping("/data/tv", "/mnt/tv")], ()),  # whole names only
+    ],
+)
+def test_the_mappings_of_a_library(
+    locations: list[str], mappings: list[PathMapping], expected: tuple[PathMapping, ...]
+) -> None:
+    assert library_mappings(locations, mappings) == expected
+
+
+@pytest.mark.parametrize(
+    ("locations", "mappings", "expected"),
+    [
+        (["/data/tv"], [], ["/data/tv"]),
+        (["/data/tv"], [_ANIME_MAP], ["/data/tv"]),  # mapped in part only
+        (["/data/tv"], [_DATA_MAP], []),
+        (["/data/tv", "/archive/tv"], [_ARCHIVE_MAP], ["/data/tv"]),
+        (["/data/tv", "/archive/tv"], [_MOVIES_MAP], ["/data/tv", "/archive/tv"]),
+        ([], [_DATA_MAP], []),
+    ],
+)
+def test_the_folders_a_repair_names(
+    locations: list[str], mappings: list[PathMapping], expected: list[str]
+) -> None:
+    assert uncovered_folders(locations, mappings) == expected
 
 
 @pytest.mark.parametrize(

@@ -309,11 +309,13 @@ async def test_mappings_decide_remote_only_and_take_effect_next_sync(
     mid = emu_server.machine_identifier
     assert set((await states(catalog, mid)).values()) == {"ACTIVE"}
 
-    # Only movies are mapped: every episode becomes REMOTE_ONLY, even unexpanded ones. Items
-    # the run rewrites (a changed movie and episode) are judged as they are stored; the rest
-    # are restated when the run finishes.
+    # A folder inside the show library's /data/tv that holds no show is mapped: the show
+    # library is mapped and every episode becomes REMOTE_ONLY, even unexpanded ones, while the
+    # movie library, which no mapping covers, stays ACTIVE. Items the run rewrites (a changed
+    # movie and episode) are judged as they are stored; the rest are restated when the run
+    # finishes.
     await catalog.call(
-        CatalogStore.set_path_mappings, server.server_id, [PathMapping("/data/movies", "/m")]
+        CatalogStore.set_path_mappings, server.server_id, [PathMapping("/data/tv/None", "/m")]
     )
     for kind in ("movie", "episode"):
         item = next(i for i in emu_server.items.values() if i.type == kind)

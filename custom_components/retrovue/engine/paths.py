@@ -21,6 +21,9 @@ on every input (tests/reliability/test_path_agreement.py checks it). The rules:
 - Prefixes are checked when configured: absolute, no NUL, no `..` component (no component made
   only of dots and spaces in Windows-style prefixes), UNC ones name a server and a share, and
   device or extended-length prefixes (`\\.\pipe`, `\\?\C:\`) are refused.
+- A mapping covers a folder Plex reports (a library's Location) with the same component and
+  case rules: wholly when its Plex prefix is the folder or a folder above it, in part when the
+  prefix lies inside the folder (`coverage`).
 """
 
 from __future__ import annotations
@@ -328,3 +331,46 @@ def _rule_order(rule: _Rule) -> tuple[int, str]:
 def resolve_local_path(mappings: Iterable[PathMapping], plex_path: str) -> str | None:
     """Return the local path for a Plex path under the given mappings, or None."""
     return PathMapper(mappings).resolve(plex_path)
+
+
+class Coverage(StrEnum):
+    """How a mapping's Plex prefix covers a folder as Plex reports it."""
+
+    NONE = "none"  # unrelated: no file in the folder matches the prefix
+    WHOLE = "whole"  # the folder itself or a folder above it: every file in it matches
+    PART = "part"  # a folder inside it: some of its files match
+
+
+def check_prefix(value: str, side: str) -> str:
+    """Check one configured prefix (`side` is "Plex" or "local"); return its canonical form.
+
+    The checks and messages are those of `validate_mapping`, for forms that report each side
+    on its own field.
+    """
+    return _parse_prefix(value, side).format()
+
+
+def coverage(plex_prefix: str, folder: str) -> Coverage:
+    """Return how a Plex prefix covers a folder Plex reports (like a library's Location).
+
+    The folder is split and compared as a Plex path is when resolving: in the prefix's style,
+    whole components only, Windows-style ones ignoring ASCII case. A folder in another style,
+    or with NUL, is not covered. Raises InvalidPathMapping for an unusable prefix.
+    """
+    prefix = _parse_prefix(plex_prefix, "Plex")
+    if not folder or _NUL in folder:
+        return Coverage.NONE
+    found = _split_plex_path(folder, prefix.style)
+    if found is None:
+        return Coverage.NONE
+    drive, parts = found
+    prefix_parts = prefix.parts
+    if prefix.windows:
+        if drive != _fold(prefix.drive):
+            return Coverage.NONE
+        prefix_parts = tuple(_fold(part) for part in prefix_parts)
+        parts = [_fold(part) for part in parts]
+    shared = min(len(prefix_parts), len(parts))
+    if tuple(parts[:shared]) != prefix_parts[:shared]:
+        return Coverage.NONE
+    return Coverage.WHOLE if len(prefix_parts) <= len(parts) else Coverage.PART

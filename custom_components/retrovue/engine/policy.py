@@ -11,7 +11,14 @@ agrees with it on generated catalogs.
 
 The life of an item (see `next_state`)::
 
-    listed by Plex ──► ACTIVE / REMOTE_ONLY / UNAVAILABLE   (by its files and the mappings)
+    listed by Plex ──► ACTIVE / REMOTE_ONLY / UNAVAILABLE   (`item_state`, by its files and
+                                                            its library's mappings)
+        ACTIVE       a show or season; a movie or episode with a file, in a library no
+                     mapping covers (nothing claimed) or with a file the mappings resolve
+        REMOTE_ONLY  a movie or episode of a mapped library none of whose files resolves
+        UNAVAILABLE  a movie or episode without a file
+    its library's mappings changed (`library_mappings`) ──► restated by the library's next
+    complete run: ACTIVE ⇄ REMOTE_ONLY
     present, not returned by a complete listing, judged, and Plex (asked by ratingKey) no
     longer knows it ──► MISSING
     MISSING for `retention` ──► DELETED
@@ -26,19 +33,64 @@ from enum import StrEnum
 import math
 from typing import Final
 
-from .paths import PathMapper
+from .paths import Coverage, PathMapper, PathMapping, coverage
 from .plex.models import ItemKind
 from .states import GONE_STATES, PRESENT_STATES, ItemState
 
 # --- item state ------------------------------------------------------------------------------
 
 
+def library_mappings(
+    locations: Sequence[str], mappings: Sequence[PathMapping]
+) -> tuple[PathMapping, ...]:
+    """Return the mappings a library's files are judged with: all the server's, or none.
+
+    Mappings apply per library. A library is mapped when a mapping covers one of its locations
+    (the Plex folders of the section), wholly or in part (`paths.coverage`): its Plex prefix is
+    a location, a folder above one, or a folder inside one (a mapping for /data/tv/Anime maps
+    part of a /data/tv library). A mapped library is judged with every mapping of the server;
+    a library none covers (or without known locations) with none, so its files stay ACTIVE.
+    """
+    if any(
+        coverage(mapping.plex_prefix, location) is not Coverage.NONE
+        for mapping in mappings
+        for location in locations
+    ):
+        return tuple(mappings)
+    return ()
+
+
+def uncovered_folders(locations: Sequence[str], mappings: Sequence[PathMapping]) -> list[str]:
+    """Return a library's locations that no mapping covers whole (at or above the folder).
+
+    These are the Plex folders a repair asks the user to map: a mapping inside a folder maps
+    only part of it.
+    """
+    return [
+        location
+        for location in locations
+        if not any(
+            coverage(mapping.plex_prefix, location) is Coverage.WHOLE for mapping in mappings
+        )
+    ]
+
+
+def mapping_repair_due(*, remote_only: int, playable: int, share: float) -> bool:
+    """Return whether a library asks for a mapping repair: most of its files resolve nowhere.
+
+    `playable` counts its present movies and episodes with a file, `remote_only` those of them
+    REMOTE_ONLY; more than `share` of them is due. A library with nothing playable never is.
+    """
+    return playable > 0 and remote_only / playable > share
+
+
 def item_state(kind: ItemKind, files: Sequence[str], mapper: PathMapper) -> ItemState:
     """Return the state of an item Plex lists, from its files (Plex paths) and the mappings.
 
-    Shows and seasons have no files: listed means ACTIVE. A movie or episode without a file is
-    UNAVAILABLE. With mappings, one whose files none resolves locally is REMOTE_ONLY; without
-    any mapping, local reachability is not claimed either way and it stays ACTIVE.
+    `mapper` holds its library's mappings (`library_mappings`). Shows and seasons have no
+    files: listed means ACTIVE. A movie or episode without a file is UNAVAILABLE. In a mapped
+    library, one whose files none resolves locally is REMOTE_ONLY; in a library no mapping
+    covers, local reachability is not claimed either way and it stays ACTIVE.
     """
     if kind in (ItemKind.SHOW, ItemKind.SEASON):
         return ItemState.ACTIVE
@@ -386,12 +438,33 @@ __all__ = [
     "gone_by_lookup",
     "item_state",
     "judged",
+    "library_mappings",
     "light_listing_holds",
     "light_window_start",
+    "mapping_repair_due",
     "missing_check",
     "movie_listing",
     "next_state",
     "saw_every_present_item",
     "timeline_action",
+    "uncovered_folders",
     "watched",
 ]
+
+
+# --- a library that lost many files at once ------------------------------------------------
+
+# A run that marks at least this many movies or episodes of a library MISSING, and at least this
+# share of what the library held, probably saw a drive or share that Plex reads go away.
+DROP_MIN_ITEMS: Final = 10
+DROP_SHARE: Final = 0.2
+
+
+def dropped_at_once(gone: int, present: int) -> bool:
+    """Return whether `gone` items of a library (of `gone + present`) look like a lost share.
+
+    Asked with a run's newly missing items to raise the repair, and with the library's
+    MISSING count to keep it: it clears once that count falls below the same bar (the files
+    came back, or expired to DELETED).
+    """
+    return gone >= DROP_MIN_ITEMS and gone >= DROP_SHARE * (gone + present)

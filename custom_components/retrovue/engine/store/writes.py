@@ -22,12 +22,13 @@ from ..policy import (
     gone_by_lookup,
     is_present,
     item_state,
+    library_mappings,
     light_window_start,
     watched,
 )
 from ..states import ItemState
 from .catalog import _ITEM_COLUMNS, CONTENT, CatalogStore, StoredItem
-from .rows import Row, Watch, build_row
+from .rows import Row, Watch, build_row, values_digest
 
 _CHILD_KINDS: Final = frozenset({ItemKind.SEASON, ItemKind.EPISODE})
 
@@ -41,6 +42,7 @@ class ApplyContext:
     run_id: int
     now: int
     deep: bool
+    # The library's own mappings (`policy.library_mappings`): none when it is not mapped.
     mapper: PathMapper
 
 
@@ -437,10 +439,12 @@ def finalize_run(store: CatalogStore, ctx: ApplyContext, finish: Finish) -> tupl
 def _restate_library(store: CatalogStore, ctx: ApplyContext) -> None:
     """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change.
 
-    Items this run wrote were judged with the current mappings already. The rest are taken
-    one item at a time from rows of scalars: a library's worth of path lists held at once would
-    be promoted to the collector's oldest generation and bring on a full collection on the
-    event loop's process.
+    Runs when the library's own mappings (`policy.library_mappings`, in `ctx.mapper`) differ
+    from those its states were judged with; a change that leaves them alone, like a mapping
+    for another library, restates nothing here. Items this run wrote were judged with the
+    current mappings already. The rest are taken one item at a time from rows of scalars: a
+    library's worth of path lists held at once would be promoted to the collector's oldest
+    generation and bring on a full collection on the event loop's process.
     """
     changes: list[tuple[int, str]] = []
     rows = store.parts_of_library(ctx.library_id, unless_run=ctx.run_id)
@@ -459,16 +463,35 @@ class RunSetup:
     """What a library run starts from."""
 
     library_id: int
+    # The digest of the mappings the library's states were last judged with (None: never).
     mappings_digest: str | None
-    mappings: list[PathMapping]
+    # The mappings the run judges the library's files with (`policy.library_mappings`).
+    mappings: tuple[PathMapping, ...]
     # Where light runs' windows start (`policy.light_window_start`): shows, then movies.
     window: int | None
     movie_window: int | None
     last_full_listing_at: int | None
 
 
-def run_setup(store: CatalogStore, server_id: int, section_key: str) -> RunSetup:
-    """Read what a run of one library starts from; KeyError if the library is unknown."""
+def mappings_digest(mapper: PathMapper) -> str:
+    """Return the digest of the mappings a library's states are judged with.
+
+    A run restates the library when it differs from the one stored by the last complete run.
+    The mappings are taken as the mapper holds them: canonical, in resolving order.
+    """
+    return values_digest(
+        tuple((mapping.plex_prefix, mapping.local_prefix) for mapping in mapper.mappings)
+    )
+
+
+def run_setup(
+    store: CatalogStore, server_id: int, section_key: str, locations: Sequence[str]
+) -> RunSetup:
+    """Read what a run of one library starts from; KeyError if the library is unknown.
+
+    `locations` are the section's folders as Plex reports them: they decide whether the
+    server's mappings apply to the library (`policy.library_mappings`).
+    """
     library = next(
         (lib for lib in store.libraries(server_id) if lib.section_key == section_key), None
     )
@@ -477,7 +500,7 @@ def run_setup(store: CatalogStore, server_id: int, section_key: str) -> RunSetup
     return RunSetup(
         library_id=library.id,
         mappings_digest=library.mappings_digest,
-        mappings=store.path_mappings(server_id),
+        mappings=library_mappings(locations, store.path_mappings(server_id)),
         window=light_window_start(
             library.light_since, store.watermark(library.id, ("season", "episode"))
         ),
@@ -500,6 +523,7 @@ __all__ = [
     "build_rows",
     "confirm_gone",
     "finalize_run",
+    "mappings_digest",
     "note_errors",
     "run_setup",
     "set_hydrated",

@@ -12,6 +12,9 @@ answers (`engine/store/writes.py`). What each decision is, and why, is in `engin
   or the run is deep. Expansions are fetched per show or section-wide, whichever handles fewer
   items (`policy.expansion_fetch`). Each is logged at debug level with its reason and counted
   in the summary's `expanded`. Unchanged rows are never rewritten.
+- States (`policy.item_state`): a library's files are judged with its own mappings
+  (`policy.library_mappings`: the server's when one covers its folders, none otherwise); when
+  they differ from those of its last complete run, the run restates the library as it finishes.
 - MISSING (`policy.missing_check`, `policy.judged`): only a run whose listings all completed
   and that listed the whole library may mark anything MISSING. It asks Plex by ratingKey (in
   batches of METADATA_BATCH) for every present item it did not see and that the rule judges,
@@ -60,7 +63,7 @@ from ..policy import (
 from ..states import RunStatus
 from ..store import writes
 from ..store.catalog import Catalog, CatalogError, CatalogStore
-from ..store.rows import show_key as show_of, values_digest
+from ..store.rows import show_key as show_of
 from ..store.writes import ApplyContext, Expansion, Finish, PageResult, RunSetup, Watched
 
 LOGGER = logging.getLogger(__name__)
@@ -380,12 +383,21 @@ class _LibraryRun:
 
     async def run(self) -> SyncSummary:
         now = int(self.clock())
-        setup = await self.catalog.call(writes.run_setup, self.server.server_id, self.section.key)
+        setup = await self.catalog.call(
+            writes.run_setup, self.server.server_id, self.section.key, self.section.locations
+        )
         self.setup = setup
         library_id = setup.library_id
+        # `policy.library_mappings`: the server's mappings when one covers the library's
+        # folders, none otherwise. Restated when they differ from the last complete run's.
         mapper = PathMapper(setup.mappings)
-        mappings_digest = values_digest(
-            tuple((mapping.plex_prefix, mapping.local_prefix) for mapping in mapper.mappings)
+        mappings_digest = writes.mappings_digest(mapper)
+        LOGGER.debug(
+            "%s: %s",
+            self.label,
+            f"mapped ({len(mapper.mappings)} mappings)"
+            if mapper.mappings
+            else f"no mapping covers {list(self.section.locations)}: local files not claimed",
         )
         run_id = await self.catalog.call(
             CatalogStore.start_run, self.server.server_id, library_id, self.deep, now

@@ -11,17 +11,17 @@ anything it was not told about: what notifications miss is left to the polled ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 import contextlib
 from dataclasses import dataclass, field
 import logging
 import time
 
-from ..paths import PathMapper
+from ..paths import PathMapper, PathMapping
 from ..plex.client import PlexClient
 from ..plex.errors import PlexAuthError, PlexConnectionError, PlexError
 from ..plex.models import ItemKind, Page, PlexItem
-from ..policy import ExpandReason
+from ..policy import ExpandReason, library_mappings
 from ..states import RunStatus
 from ..store import writes
 from ..store.catalog import Catalog, CatalogError, CatalogStore
@@ -202,9 +202,16 @@ class _Refresh:
             for lib in await self.catalog.call(CatalogStore.libraries, server_id)
             if self.sections is None or lib.section_key in self.sections
         }
-        mapper = PathMapper(await self.catalog.call(CatalogStore.path_mappings, server_id))
+        mappings = await self.catalog.call(CatalogStore.path_mappings, server_id)
         self.contexts = {
-            key: ApplyContext(server_id, library_id, self.summary.run_id, self.now, False, mapper)
+            key: ApplyContext(
+                server_id,
+                library_id,
+                self.summary.run_id,
+                self.now,
+                False,
+                self._mapper(key, mappings),
+            )
             for key, library_id in libraries.items()
         }
         # A show or season reported deleted takes its present children with it only if Plex
@@ -259,6 +266,15 @@ class _Refresh:
                 if section is not None:
                     expand[key] = section
         await self._settle(touched, expand)
+
+    def _mapper(self, section_key: str, mappings: Sequence[PathMapping]) -> PathMapper:
+        """Return the mapper of one library, by the rule of library runs.
+
+        `policy.library_mappings`: the server's mappings when one covers the section's folders,
+        none otherwise (also for a section the server context does not list).
+        """
+        section = self.server.section(section_key)
+        return PathMapper(library_mappings(section.locations if section else (), mappings))
 
     async def _lookup(self, keys: Iterable[str]) -> list[PlexItem]:
         ordered = sorted(keys)
