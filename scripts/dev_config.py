@@ -9,7 +9,22 @@ ROOT = Path(__file__).parents[1]
 
 CONFIGURATION = """\
 # Written by scripts/dev_config.py for local development; not for production use.
-default_config:
+# Only what the demo uses (not default_config): its cameras, voice, Bluetooth and streaming
+# parts want system libraries (ffmpeg, libturbojpeg) that have no part in Retrovue and would
+# greet a newcomer with errors.
+config:
+frontend:
+history:
+logbook:
+recorder:
+repairs:
+diagnostics:
+system_health:
+search:
+my:
+person:
+sun:
+zeroconf:
 
 http:
   server_host: 127.0.0.1
@@ -19,12 +34,6 @@ logger:
   default: info
   logs:
     custom_components.retrovue: debug
-
-# Home Assistant takes a machine with /.dockerenv for its own image and then wants its bundled
-# go2rtc binary, which exists only there; naming a go2rtc URL keeps default_config whole.
-# Camera streaming plays no part in Retrovue.
-go2rtc:
-  url: http://127.0.0.1:1984
 """
 
 

@@ -7,6 +7,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
+import html
 import re
 import socket
 import struct
@@ -45,6 +46,7 @@ _ROUTES: Final = (
     (re.compile(r"^/library/metadata/([^/]+)/allLeaves/?$"), "all_leaves"),
     (re.compile(r"^/library/metadata/([^/]+)/?$"), "metadata"),
     (re.compile(r"^/:/websockets/notifications/?$"), "notifications"),
+    (re.compile(r"^/web(?:/.*)?$"), "web"),
 )
 _LISTINGS: Final = frozenset({"section_all", "children", "all_leaves"})
 _STATUS_TITLES: Final = {
@@ -241,6 +243,26 @@ class PlexEmulator:
 
     # --------------------------------------------------------------- handling
 
+    def _web_page(self) -> web.Response:
+        """Stand in for Plex Web (`/web`): a page naming the server and its libraries.
+
+        The device page's "Visit" link of a demo server opens this instead of a 404.
+        """
+        server = self.server
+        rows = "".join(
+            f"<li>{html.escape(section.title)}: {server.count(key)} "
+            f"{'movies' if section.type == 'movie' else 'shows'}</li>"
+            for key, section in server.sections.items()
+        )
+        body = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(server.friendly_name)}</title></head><body>"
+            f"<h1>{html.escape(server.friendly_name)}</h1>"
+            "<p>An emulated Plex Media Server for Retrovue's demo and tests; Plex Web is not "
+            f"part of it.</p><ul>{rows}</ul></body></html>"
+        )
+        return web.Response(text=body, content_type="text/html")
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         server = self.server
         path = request.path
@@ -251,6 +273,8 @@ class PlexEmulator:
         self.request_headers.append(dict(request.headers))
         server.stats.requests += 1
 
+        if endpoint == "web":
+            return self._web_page()
         if endpoint != "identity" and not self._authorized(request, query):
             return html_error(401)
         if request.method not in ("GET", "HEAD"):

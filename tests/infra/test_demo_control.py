@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.emulator import generate_server
+from tests.emulator import PlexEmulator, generate_server
 from tests.emulator.control import DemoControl, take_folder
 
 
@@ -42,3 +43,16 @@ async def test_control_endpoints_take_and_restore() -> None:
         assert restored["restored"] == 3
     assert _files(server) == before
     assert set(server.items) == keys
+
+
+async def test_the_visit_link_of_a_demo_server_opens_a_page() -> None:
+    server = generate_server(seed=3, movies=6, shows=3, friendly_name="Demo <Plex>")
+    async with (
+        PlexEmulator(server) as emu,
+        aiohttp.ClientSession() as session,
+        session.get(f"{emu.url}/web") as answer,
+    ):
+        assert answer.status == 200
+        page = await answer.text()
+    assert "Demo &lt;Plex&gt;" in page
+    assert "Movies: 6 movies" in page
