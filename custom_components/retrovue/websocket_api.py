@@ -134,13 +134,9 @@ async def ws_libraries(
                     "locations": list(library.locations),
                     "present": library.present,
                     "counts": {
-                        "active": library.active,
-                        "remote_only": library.remote_only,
-                        "unavailable": library.unavailable,
-                        "missing": library.missing,
-                        "deleted": library.deleted,
-                        "unwatched": library.unwatched,
-                        "shows": library.shows,
+                        key: value
+                        for key, value in asdict(library.counts).items()
+                        if key not in ("section_key", "title", "type")
                     },
                     "last_synced_at": library.last_synced_at,
                 }

@@ -27,6 +27,7 @@ from custom_components.retrovue.engine.store.browse import (
     MissingFolder,
     SortKey,
 )
+from custom_components.retrovue.engine.store.reads import LibraryCounts
 from custom_components.retrovue.engine.sync import SyncSummary, prepare_server
 from custom_components.retrovue.engine.sync.targeted import Targets, refresh
 from tests.catalog_probe import on_catalog_thread
@@ -601,17 +602,23 @@ async def test_libraries_overview_counts_every_library(stand: Stand, catalog: Ca
         type="show",
         present=True,
         locations=("/data/tv",),
-        active=5,
-        remote_only=0,
-        unavailable=0,
-        missing=2,
-        deleted=0,
-        unwatched=5,
-        shows=1,
+        counts=LibraryCounts(
+            section_key="2",
+            title="TV Shows",
+            type="show",
+            active=5,
+            remote_only=0,
+            unavailable=0,
+            missing=2,
+            deleted=0,
+            unwatched=5,
+            shows=1,
+        ),
         last_synced_at=T0 + 60,
     )
-    assert (overview[0].active, overview[0].missing, overview[0].shows) == (7, 1, 0)
-    assert overview[3].shows == 1  # kept from before the section went
+    first = overview[0].counts
+    assert (first.active, first.missing, first.shows) == (7, 1, 0)
+    assert overview[3].counts.shows == 1  # kept from before the section went
     alpha_id = await catalog.call(CatalogStore.server_id, ALPHA)
     assert alpha_id is not None
     counts = await catalog.call(CatalogStore.library_counts, alpha_id)
@@ -1029,7 +1036,7 @@ async def test_a_populated_version_7_catalog_migrates(serve: Serve, tmp_path: Pa
         assert detail is not None
         assert detail.history == ()
         overview = await catalog.call(browse.libraries_overview)
-        assert [(lib.title, lib.shows, lib.missing) for lib in overview] == [
+        assert [(lib.title, lib.counts.shows, lib.counts.missing) for lib in overview] == [
             ("Movies", 0, 1),
             ("TV Shows", 2, 0),
         ]

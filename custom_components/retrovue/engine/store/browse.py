@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from ..states import PRESENT_STATES, ItemState
 from .catalog import ITEM_KINDS, CatalogStore
-from .reads import _locations
+from .reads import LibraryCounts, _counts, _locations
 
 #: What an item page shows when no kind is asked for (seasons only when asked).
 DEFAULT_KINDS: Final = ("movie", "show", "episode")
@@ -185,13 +185,7 @@ class LibraryOverview:
     type: str
     present: bool
     locations: tuple[str, ...]
-    active: int
-    remote_only: int
-    unavailable: int
-    missing: int
-    deleted: int
-    unwatched: int
-    shows: int
+    counts: LibraryCounts
     last_synced_at: int | None
 
 
@@ -598,13 +592,7 @@ def libraries_overview(store: CatalogStore) -> tuple[LibraryOverview, ...]:
             type=row["type"],
             present=bool(row["present"]),
             locations=_locations(row["locations"]),
-            active=row["active"],
-            remote_only=row["remote_only"],
-            unavailable=row["unavailable"],
-            missing=row["missing"],
-            deleted=row["deleted"],
-            unwatched=row["unwatched"],
-            shows=row["shows"],
+            counts=_counts(row),
             last_synced_at=row["last_synced_at"],
         )
         for row in store.query(
