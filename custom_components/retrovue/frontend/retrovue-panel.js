@@ -315,6 +315,9 @@ function compactObject(obj) {
   );
 }
 
+// Events after which the catalog changed: the panel reads it again.
+const FOLLOWED_EVENTS = ["retrovue_library_synced", "retrovue_items_changed", "retrovue_items_missing"];
+
 class RetrovuePanel extends HTMLElement {
   constructor() {
     super();
@@ -408,10 +411,33 @@ class RetrovuePanel extends HTMLElement {
   connectedCallback() {
     if (!this._built) this._build();
     if (this._hass && !this._started) this._start();
+    else if (this._started) {
+      this._follow();
+      this._refresh();
+    }
   }
 
   disconnectedCallback() {
     clearTimeout(this._searchTimer);
+    clearTimeout(this._followTimer);
+    this._unfollow();
+  }
+
+  /** Read again (at most every 2 s) when a sync or a live update changed the catalog. */
+  _follow() {
+    const connection = this._hass?.connection;
+    if (this._unsubs || !connection?.subscribeEvents) return;
+    const later = () => {
+      clearTimeout(this._followTimer);
+      this._followTimer = setTimeout(() => this._refresh(), 2000);
+    };
+    this._unsubs = FOLLOWED_EVENTS.map((type) => connection.subscribeEvents(later, type).catch(() => undefined));
+  }
+
+  _unfollow() {
+    const unsubs = this._unsubs;
+    this._unsubs = undefined;
+    for (const pending of unsubs || []) pending.then((unsub) => unsub && unsub()).catch(() => undefined);
   }
 
   // -------------------------------------------------------------------------------- formatting
@@ -738,6 +764,7 @@ class RetrovuePanel extends HTMLElement {
 
   _start() {
     this._started = true;
+    this._follow();
     this._loadLibraries();
     this._loadTab();
   }
