@@ -229,6 +229,14 @@ async def running_stack(
                 )
                 if flow.get("step_id") != "user":
                     raise E2EError(f"config flow did not start at the user step: {flow}")
+                if flow.get("type") == "menu":
+                    # Signing in with Plex is the default; a URL and token is one step away.
+                    if "manual" not in flow.get("menu_options", []):
+                        raise E2EError(f"the user step offers no manual path: {flow}")
+                    flow = await api.post(
+                        f"/api/config/config_entries/flow/{flow['flow_id']}",
+                        {"next_step_id": "manual"},
+                    )
                 flow = await api.post(
                     f"/api/config/config_entries/flow/{flow['flow_id']}",
                     {"url": plex.url, "token": plex_server.token, "verify_ssl": True},
