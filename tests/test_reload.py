@@ -70,6 +70,9 @@ async def test_reauth_with_a_new_token_reloads_once(
     plex_server.token = "rotated-token"
     result = await init_integration.start_reauth_flow(hass)
     result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "reauth_token"}
+    )
+    result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_TOKEN: "rotated-token"}
     )
     assert result["type"] is FlowResultType.ABORT
@@ -84,6 +87,9 @@ async def test_reauth_with_the_same_token_still_reloads_once(
     hass: HomeAssistant, init_integration: MockConfigEntry, setups: AsyncMock
 ) -> None:
     result = await init_integration.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "reauth_token"}
+    )
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_TOKEN: HA_TOKEN}
     )
@@ -112,6 +118,9 @@ async def test_reauth_after_a_refused_token_sets_the_entry_up(
     with patch.object(
         integration, "async_setup_entry", wraps=integration.async_setup_entry
     ) as setups:
+        await hass.config_entries.flow.async_configure(
+            flow["flow_id"], {"next_step_id": "reauth_token"}
+        )
         result = await hass.config_entries.flow.async_configure(
             flow["flow_id"], {CONF_TOKEN: HA_TOKEN}
         )

@@ -11,6 +11,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_WEBHOOK_ID, DOMAIN
 from .coordinator import RetrovueConfigEntry, RetrovueDataUpdateCoordinator
+from .discovery import async_setup_discovery
 from .engine.store import CatalogStore
 from .live import RetrovueLive
 from .panel import async_register_panel, async_remove_panel, async_setup_panel_support
@@ -24,10 +25,11 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register Retrovue's actions, the panel's websocket commands and its files."""
+    """Register Retrovue's actions, the panel's commands and files, and GDM discovery."""
     async_setup_services(hass)
     async_setup_websocket_api(hass)
     await async_setup_panel_support(hass)
+    async_setup_discovery(hass)
     return True
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+import asyncio
+from collections.abc import Container, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
+from uuid import uuid4
 
+from aiohttp import web
 from homeassistant.components import webhook
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_USER,
     ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
@@ -20,7 +26,9 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import UnitOfTime
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.data_entry_flow import AbortFlow, UnknownFlow
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.http import HomeAssistantView, current_request
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -36,6 +44,8 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.helpers.typing import DiscoveryInfoType
+from homeassistant.util.hass_dict import HassKey
 import voluptuous as vol
 
 from .const import (
@@ -58,6 +68,7 @@ from .const import (
     MIN_SCAN_INTERVAL,
     SUBENTRY_PATH_MAPPING,
 )
+from .discovery import ATTR_MACHINE_IDENTIFIER, ATTR_NAME, ATTR_URL, async_known_servers
 from .engine.paths import InvalidPathMapping, PathMapper, PathMapping, check_prefix
 from .engine.plex import (
     PlexAuthError,
@@ -67,6 +78,21 @@ from .engine.plex import (
     Section,
     ServerIdentity,
 )
+from .engine.plex.account import (
+    Attempt,
+    Candidate,
+    NoConnectionError,
+    PinExpiredError,
+    PinLogin,
+    PlexTvConnectionError,
+    PlexTvError,
+    PlexTvResponseError,
+    ServerResource,
+    async_choose_connection,
+    candidate_connections,
+    fetch_servers,
+)
+from .engine.plex.gdm import GdmServer
 from .engine.sync import ServerContext
 
 # A person is waiting on the form: report a failure at once instead of retrying.
@@ -74,11 +100,29 @@ FLOW_RETRIES: Final = 0
 MAX_DEEP_SYNC_INTERVAL: Final = 720
 MAX_RETENTION_DAYS: Final = 3650
 
+# The plex.tv sign-in: how long the person has to finish it on Plex's page, how often plex.tv
+# is asked whether they did, and how many failed questions in a row end it.
+SIGN_IN_TIMEOUT: Final = 600.0
+PIN_POLL_INTERVAL: Final = 1.0
+MAX_PIN_POLL_FAILURES: Final = 5
+# Plex's sign-in page sends the browser here when it is done; the page only closes itself.
+AUTH_CALLBACK_PATH: Final = "/auth/retrovue/callback"
+HEADER_FRONTEND_BASE: Final = "HA-Frontend-Base"
+_CALLBACK_PAGE: Final = (
+    "<!DOCTYPE html><html><head><title>Retrovue</title></head><body>"
+    "<script>window.close()</script><p>You can close this window.</p></body></html>"
+)
+_CALLBACK_VIEW: HassKey[bool] = HassKey(f"{DOMAIN}_auth_callback_view")
+
+CONF_SERVER: Final = "server"
+
 # The form field an error belongs to, when that field is on the form; otherwise "base".
 _ERROR_FIELDS: Final[Mapping[str, str]] = {
     "invalid_url": CONF_URL,
     "cannot_connect": CONF_URL,
+    "ssl_error": CONF_URL,
     "invalid_auth": CONF_TOKEN,
+    "no_connection": CONF_SERVER,
 }
 
 _URL_SELECTOR: Final = TextSelector(
@@ -93,9 +137,10 @@ _PREFIX_SELECTOR: Final = TextSelector(TextSelectorConfig(autocomplete="off"))
 class _ConnectError(Exception):
     """Connecting to the server failed; `error` is the translation key to show."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, placeholders: Mapping[str, str] | None = None) -> None:
         super().__init__(error)
         self.error = error
+        self.placeholders = dict(placeholders or {})
 
 
 def _normalize_url(url: str) -> str:
@@ -138,6 +183,15 @@ async def _async_connect(
         LOGGER.exception("Unexpected exception")
         raise _ConnectError("unknown") from err
     return identity, sections
+
+
+async def _async_identity(hass: HomeAssistant, url: str) -> ServerIdentity | None:
+    """Return who answers `/identity` at a URL (no token needed), or None if nobody does."""
+    client = PlexClient(async_get_clientsession(hass), url, "", retries=FLOW_RETRIES)
+    try:
+        return await client.identity()
+    except PlexError:
+        return None
 
 
 def discovered_url(discovery_info: ZeroconfServiceInfo) -> str:
@@ -190,6 +244,34 @@ def _form_errors(error: str, fields: Container[str]) -> dict[str, str]:
     return {field if field in fields else "base": error}
 
 
+def _tried(attempts: Sequence[Attempt]) -> str:
+    """Describe the addresses tried for a server and how each answered (no tokens)."""
+    return ", ".join(f"{attempt.url} ({attempt.error})" for attempt in attempts) or "-"
+
+
+def _server_label(server: ServerResource) -> str:
+    """Return how a server of the account is listed: its name, and its owner if shared."""
+    if server.owned or not server.owner:
+        return server.name
+    return f"{server.name} ({server.owner})"
+
+
+def _url_selector(servers: Sequence[GdmServer]) -> TextSelector | SelectSelector:
+    """Return the URL field: free text, offering the servers found on the network if any."""
+    if not servers:
+        return _URL_SELECTOR
+    return SelectSelector(
+        SelectSelectorConfig(
+            options=[
+                SelectOptionDict(value=server.url, label=f"{server.name} ({server.url})")
+                for server in servers
+            ],
+            custom_value=True,
+            mode=SelectSelectorMode.DROPDOWN,
+        )
+    )
+
+
 def _library_selector(sections: list[Section], selected: list[str] | None = None) -> SelectSelector:
     """Return a multi-select of library sections, keeping selected keys the server lacks."""
     options = [
@@ -221,6 +303,39 @@ def _number_selector(minimum: int, maximum: int, unit: str) -> vol.All:
     )
 
 
+class RetrovueAuthCallbackView(HomeAssistantView):
+    """The page Plex's sign-in sends the browser back to: it closes its own window.
+
+    It needs no authentication because it does nothing else: the flow learns of the sign-in
+    by asking plex.tv, so nobody can move a flow forward through this address.
+    """
+
+    url = AUTH_CALLBACK_PATH
+    name = f"api:{DOMAIN}:auth_callback"
+    requires_auth = False
+
+    async def get(self, request: web.Request) -> web.Response:
+        """Return the page that closes the sign-in window."""
+        return web.Response(text=_CALLBACK_PAGE, content_type="text/html")
+
+
+@callback
+def _async_forward_url(hass: HomeAssistant) -> str | None:
+    """Return where Plex's sign-in page sends the browser afterwards, if the frontend said.
+
+    The frontend names the address the person reaches Home Assistant at in a header of the
+    request that runs this step; without it, Plex's page stays open and the person closes it.
+    """
+    request = current_request.get()
+    base = request.headers.get(HEADER_FRONTEND_BASE) if request is not None else None
+    if not base:
+        return None
+    if not hass.data.get(_CALLBACK_VIEW):
+        hass.http.register_view(RetrovueAuthCallbackView())
+        hass.data[_CALLBACK_VIEW] = True
+    return f"{base.rstrip('/')}{AUTH_CALLBACK_PATH}"
+
+
 class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
     """Handle a Retrovue config flow."""
 
@@ -229,7 +344,14 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
 
     _data: dict[str, Any]
     _sections: list[Section]
-    _title: str
+    _title: str = ""
+    # The plex.tv sign-in.
+    _client_identifier: str
+    _auth_url: str
+    _sign_in_task: asyncio.Task[None] | None = None
+    _account_token: str | None = None
+    _sign_in_error: str | None = None
+    _servers: list[ServerResource] | None = None
 
     @staticmethod
     @callback
@@ -245,8 +367,20 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the subentry types the integration supports."""
         return {SUBENTRY_PATH_MAPPING: PathMappingSubentryFlowHandler}
 
+    @callback
+    def async_remove(self) -> None:
+        """Stop asking plex.tv about a sign-in nobody waits for any more."""
+        if self._sign_in_task is not None:
+            self._sign_in_task.cancel()
+
+    # --- user ----------------------------------------------------------------------------
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the server's URL and token."""
+        """Offer the plex.tv sign-in, or the server's URL and token."""
+        return self.async_show_menu(step_id="user", menu_options=["sign_in", "manual"])
+
+    async def async_step_manual(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the server's URL and token, offering the servers found on the network."""
         errors: dict[str, str] = {}
         if user_input is not None:
             data = {
@@ -259,50 +393,304 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             except _ConnectError as err:
                 errors = _form_errors(err.error, user_input)
             else:
-                await self.async_set_unique_id(identity.machine_identifier)
+                # Setting the server up by hand goes ahead of a discovery of it.
+                await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
-                if not sections:
-                    return self.async_abort(reason="no_libraries")
-                self._data = data
-                self._sections = sections
-                self._title = identity.friendly_name or identity.machine_identifier
-                return await self.async_step_libraries()
+                return await self._async_step_found(identity, sections, data)
 
+        configured = self._async_current_ids(include_ignore=False)
+        found = [
+            server
+            for server in await async_known_servers(self.hass)
+            if server.machine_identifier not in configured
+        ]
         schema = vol.Schema(
             {
-                vol.Required(CONF_URL): _URL_SELECTOR,
+                vol.Required(CONF_URL): _url_selector(found),
                 vol.Required(CONF_TOKEN): _TOKEN_SELECTOR,
                 vol.Required(CONF_VERIFY_SSL, default=True): BooleanSelector(),
             }
         )
         if user_input is not None:
+            # What was typed stays, but the token: Home Assistant's forms never show it again.
             suggested = {key: user_input[key] for key in (CONF_URL, CONF_VERIFY_SSL)}
             schema = self.add_suggested_values_to_schema(schema, suggested)
-        return self.async_show_form(step_id="user", data_schema=schema, errors=errors)
+        return self.async_show_form(step_id="manual", data_schema=schema, errors=errors)
+
+    async def _async_step_found(
+        self, identity: ServerIdentity, sections: list[Section], data: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """Go on to the libraries of a server that answered with the token."""
+        if not sections:
+            return self.async_abort(reason="no_libraries")
+        self._data = data
+        self._sections = sections
+        self._title = identity.friendly_name or self._title or identity.machine_identifier
+        return await self.async_step_libraries()
+
+    # --- plex.tv sign-in -----------------------------------------------------------------
+
+    async def async_step_sign_in(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Create a PIN on plex.tv and send the person to Plex's sign-in page."""
+        # A fresh identifier per sign-in, as Home Assistant's Plex integration does: plex.tv
+        # lists each sign-in as a device of the account, with Home Assistant's name.
+        self._client_identifier = f"{DOMAIN}-{uuid4().hex}"
+        login = PinLogin(self._client_identifier, self.hass.config.location_name)
+        try:
+            self._auth_url = await self.hass.async_add_executor_job(
+                login.auth_url, _async_forward_url(self.hass)
+            )
+        except PlexTvError as err:
+            login.close()
+            return self.async_abort(reason=_plex_tv_reason(err))
+        self._sign_in_task = self.hass.async_create_background_task(
+            self._async_wait_for_sign_in(login), f"{DOMAIN} plex.tv sign-in"
+        )
+        return self.async_external_step(step_id="authorize", url=self._auth_url)
+
+    async def _async_wait_for_sign_in(self, login: PinLogin) -> None:
+        """Ask plex.tv until the person signed in (or gave up), then resume the flow."""
+        try:
+            async with asyncio.timeout(SIGN_IN_TIMEOUT):
+                self._account_token = await self._async_poll(login)
+        except (TimeoutError, PinExpiredError):
+            self._sign_in_error = "sign_in_timeout"
+        except PlexTvError as err:
+            self._sign_in_error = _plex_tv_reason(err)
+        finally:
+            login.close()
+        with suppress(UnknownFlow):
+            await self.hass.config_entries.flow.async_configure(self.flow_id)
+
+    async def _async_poll(self, login: PinLogin) -> str:
+        """Return the account's token once plex.tv has it; tolerate a few failed questions."""
+        failures = 0
+        while True:
+            try:
+                token = await self.hass.async_add_executor_job(login.check)
+            except (PlexTvConnectionError, PlexTvResponseError):
+                failures += 1
+                if failures >= MAX_PIN_POLL_FAILURES:
+                    raise
+            else:
+                failures = 0
+                if token:
+                    return token
+            await asyncio.sleep(PIN_POLL_INTERVAL)
+
+    async def async_step_authorize(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Go on once the sign-in is over (the waiting task resumes the flow)."""
+        if self._sign_in_error is not None:
+            return self.async_external_step_done(next_step_id="sign_in_failed")
+        if self._account_token is None:
+            return self.async_external_step(step_id="authorize", url=self._auth_url)
+        return self.async_external_step_done(next_step_id="servers")
+
+    async def async_step_sign_in_failed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """End the flow: the sign-in expired or plex.tv could not be used."""
+        return self.async_abort(
+            reason=self._sign_in_error or "unknown",
+            description_placeholders={"minutes": str(int(SIGN_IN_TIMEOUT // 60))},
+        )
+
+    async def async_step_servers(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose one of the account's servers (at once if there is one) and connect to it."""
+        if self._servers is None:
+            try:
+                self._servers = await self.hass.async_add_executor_job(
+                    fetch_servers,
+                    self._account_token or "",
+                    self._client_identifier,
+                    self.hass.config.location_name,
+                )
+            except PlexTvError as err:
+                return self.async_abort(reason=_plex_tv_reason(err))
+        choices = self._server_choices(self._servers)
+
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        chosen: ServerResource | None = None
+        if len(choices) == 1:
+            chosen = choices[0]
+        elif user_input is not None:
+            # The form offers only these, so the choice is one of them.
+            chosen = next(s for s in choices if s.machine_identifier == user_input[CONF_SERVER])
+        if chosen is not None:
+            try:
+                return await self._async_use_server(chosen)
+            except _ConnectError as err:
+                if len(choices) == 1:
+                    return self.async_abort(
+                        reason=err.error, description_placeholders=err.placeholders
+                    )
+                errors = _form_errors(err.error, (CONF_SERVER,))
+                placeholders = err.placeholders
+
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SERVER): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=s.machine_identifier, label=_server_label(s))
+                            for s in choices
+                        ],
+                        mode=SelectSelectorMode.LIST,
+                    )
+                )
+            }
+        )
+        if user_input is not None:
+            schema = self.add_suggested_values_to_schema(schema, user_input)
+        return self.async_show_form(
+            step_id="servers",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    def _server_choices(self, servers: list[ServerResource]) -> list[ServerResource]:
+        """Return the servers of the account this flow may set up; end it if there are none.
+
+        A reauthentication or a discovered server's flow is for that server only; otherwise
+        every server but those already configured (ignored ones may be set up after all).
+        """
+        if not servers:
+            raise AbortFlow("no_servers")
+        if (target := self._target_server_id()) is not None:
+            if not (choices := [s for s in servers if s.machine_identifier == target]):
+                raise AbortFlow("server_not_on_account", {"name": self._target_name()})
+            return choices
+        configured = self._async_current_ids(include_ignore=False)
+        if not (choices := [s for s in servers if s.machine_identifier not in configured]):
+            raise AbortFlow("all_configured")
+        return choices
+
+    def _target_server_id(self) -> str | None:
+        """Return the server a sign-in is for: the reauthenticated or discovered one."""
+        if self.source == SOURCE_REAUTH:
+            return self._get_reauth_entry().unique_id
+        if self.source == SOURCE_USER:
+            return None
+        return self.unique_id
+
+    def _target_name(self) -> str:
+        """Return the name of the server a sign-in is for."""
+        if self.source == SOURCE_REAUTH:
+            return self._get_reauth_entry().title
+        return self._title
+
+    async def _async_use_server(self, server: ServerResource) -> ConfigFlowResult:
+        """Find the server's best address, check the token there and go on with it."""
+        candidates = candidate_connections(server)
+        if self.source == SOURCE_REAUTH:
+            # The address in use comes first: a new token alone keeps it.
+            entry_data = self._get_reauth_entry().data
+            stored = Candidate(
+                entry_data[CONF_URL], entry_data.get(CONF_VERIFY_SSL, True), "configured"
+            )
+            candidates = [stored, *(c for c in candidates if c.url != stored.url)]
+        try:
+            chosen = await async_choose_connection(
+                async_get_clientsession(self.hass),
+                server.name,
+                server.machine_identifier,
+                candidates,
+                client_identifier=self._client_identifier,
+            )
+        except NoConnectionError as err:
+            raise _ConnectError(
+                "no_connection", {"name": server.name, "tried": _tried(err.attempts)}
+            ) from err
+        data = {
+            CONF_URL: chosen.url,
+            CONF_TOKEN: server.access_token,
+            CONF_VERIFY_SSL: chosen.verify_ssl,
+        }
+        identity, sections = await _async_connect(self.hass, data)
+        await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
+        if self.source == SOURCE_REAUTH:
+            self._abort_if_unique_id_mismatch(reason="wrong_server")
+            _async_update_entry(self.hass, self._get_reauth_entry(), data)
+            return self.async_abort(reason="reauth_successful")
+        self._abort_if_unique_id_configured()
+        self._title = self._title or server.name
+        return await self._async_step_found(identity, sections, data)
+
+    # --- discovery -----------------------------------------------------------------------
 
     async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
-        """Handle a Plex Media Server announced on the network."""
+        """Handle a Plex Media Server announced over zeroconf."""
         url = discovered_url(discovery_info)
-        client = PlexClient(async_get_clientsession(self.hass), url, "", retries=FLOW_RETRIES)
-        try:
-            identity = await client.identity()
-        except PlexError:
+        identity = await _async_identity(self.hass, url)
+        if identity is None:
             return self.async_abort(reason="cannot_connect")
-        await self.async_set_unique_id(identity.machine_identifier)
-        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
-            DOMAIN, identity.machine_identifier
+        name = discovery_info.hostname.removesuffix(".").removesuffix(".local") or url
+        return await self._async_step_discovered(
+            identity.machine_identifier, url, name, verified=True
         )
-        if entry is not None and _follows_discovery(entry.data[CONF_URL]):
+
+    async def async_step_integration_discovery(
+        self, discovery_info: DiscoveryInfoType
+    ) -> ConfigFlowResult:
+        """Handle a Plex Media Server that answered a GDM search."""
+        return await self._async_step_discovered(
+            discovery_info[ATTR_MACHINE_IDENTIFIER],
+            discovery_info[ATTR_URL],
+            discovery_info[ATTR_NAME],
+            verified=False,
+        )
+
+    async def _async_step_discovered(
+        self, machine_identifier: str, url: str, name: str, *, verified: bool
+    ) -> ConfigFlowResult:
+        """Offer a discovered server, or bring a configured one's plain-IP URL up to date.
+
+        `verified`: the server at `url` already proved to be `machine_identifier`; a GDM
+        answer is checked with `/identity` before a configured entry's URL follows it.
+        """
+        await self.async_set_unique_id(machine_identifier)
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, machine_identifier
+        )
+        if (
+            entry is not None
+            and entry.data[CONF_URL] != url
+            and _follows_discovery(entry.data[CONF_URL])
+            and (verified or await self._async_is_server(url, machine_identifier))
+        ):
             # Only updated here: a loaded entry's update listener reloads it, and one that is
             # retrying setup is reloaded by the abort below (it was just seen online).
             self.hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_URL: url})
         self._abort_if_unique_id_configured()
         self._data = {CONF_URL: url, CONF_VERIFY_SSL: True}
-        self._title = discovery_info.hostname.removesuffix(".").removesuffix(".local") or url
-        self.context["title_placeholders"] = {"name": self._title}
-        return await self.async_step_zeroconf_confirm()
+        self._title = name
+        self.context["title_placeholders"] = {"name": name}
+        return await self.async_step_discovery_confirm()
 
-    async def async_step_zeroconf_confirm(
+    async def _async_is_server(self, url: str, machine_identifier: str) -> bool:
+        """Return whether the server at `url` is the one with this machine identifier."""
+        identity = await _async_identity(self.hass, url)
+        return identity is not None and identity.machine_identifier == machine_identifier
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the plex.tv sign-in, or a token, for a discovered server."""
+        return self.async_show_menu(
+            step_id="discovery_confirm",
+            menu_options=["sign_in", "discovery_token"],
+            description_placeholders={"name": self._title, "url": self._data[CONF_URL]},
+        )
+
+    async def async_step_discovery_token(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for the token of a discovered server."""
@@ -314,20 +702,20 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             except _ConnectError as err:
                 errors = _form_errors(err.error, user_input)
             else:
-                await self.async_set_unique_id(identity.machine_identifier, raise_on_progress=False)
-                self._abort_if_unique_id_mismatch(reason="wrong_server")
-                if not sections:
-                    return self.async_abort(reason="no_libraries")
-                self._data = data
-                self._sections = sections
-                self._title = identity.friendly_name or self._title
-                return await self.async_step_libraries()
+                if identity.machine_identifier != self.unique_id:
+                    # Another server answers at the discovered address now.
+                    return self.async_abort(reason="wrong_server")
+                # Set up another way meanwhile?
+                self._abort_if_unique_id_configured()
+                return await self._async_step_found(identity, sections, data)
         return self.async_show_form(
-            step_id="zeroconf_confirm",
+            step_id="discovery_token",
             data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
             errors=errors,
             description_placeholders={"name": self._title, "url": self._data[CONF_URL]},
         )
+
+    # --- libraries -----------------------------------------------------------------------
 
     async def async_step_libraries(
         self, user_input: dict[str, Any] | None = None
@@ -359,11 +747,23 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"name": self._title},
         )
 
+    # --- reauth and reconfigure ----------------------------------------------------------
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """Start reauthentication after the server refused the token."""
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the plex.tv sign-in, or a new token."""
+        return self.async_show_menu(
+            step_id="reauth_confirm",
+            menu_options=["sign_in", "reauth_token"],
+            description_placeholders={"name": self._get_reauth_entry().title},
+        )
+
+    async def async_step_reauth_token(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for a new token."""
@@ -384,7 +784,7 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self.async_abort(reason="reauth_successful")
 
         return self.async_show_form(
-            step_id="reauth_confirm",
+            step_id="reauth_token",
             data_schema=vol.Schema({vol.Required(CONF_TOKEN): _TOKEN_SELECTOR}),
             errors=errors,
             description_placeholders={"name": reauth_entry.title},
@@ -426,6 +826,13 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
             description_placeholders={"name": reconfigure_entry.title},
         )
+
+
+def _plex_tv_reason(err: PlexTvError) -> str:
+    """Return the abort reason for a plex.tv failure."""
+    if isinstance(err, PlexTvConnectionError):
+        return "plex_tv_unreachable"
+    return "plex_tv_error"
 
 
 class RetrovueOptionsFlowHandler(OptionsFlow):

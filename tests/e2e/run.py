@@ -39,6 +39,7 @@ from tests.emulator import EmuServer, generate_server
 from tests.reliability.poison import JSON_POISONS, PoisonedEmulator
 
 from .common import E2EError, _log, _sensor
+from .demo import check_demo
 from .live import run_live_phase
 from .panel import check_panel
 
@@ -294,6 +295,8 @@ async def _run(workdir: Path, *, changes: int = 50) -> tuple[list[str], dict[str
     plex_server = generate_server(seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex")
     async with running_stack(workdir, plex_server) as stack:
         api, passed = stack.api, stack.passed
+        # What a newcomer sees: no failed integration, a clean log, sign-in or a URL and token.
+        await check_demo(stack)
         answer = await api.post(
             "/api/services/retrovue/sync_library?return_response",
             {"config_entry_id": stack.entry_id},
