@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any, Final
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 import msgspec
 import pytest
 
@@ -324,6 +324,9 @@ def _agree(entry: dict[str, Any]) -> PlexItem | None:
 
 @_FUZZ
 @given(entry=_mutated_entry())
+# Found by this test: lax conversion read the text "NULL" of a stray Part as null, so the fast
+# path dropped the tolerant path's warning.
+@example(entry={"ratingKey": "5", "type": "show", "title": "Ørnen", "Part": "NULL"})
 def test_fast_json_paths_give_the_tolerant_item(entry: dict[str, Any]) -> None:
     tolerant = _agree(entry)
     try:

@@ -28,7 +28,7 @@ from .models import (
     Section,
     ServerIdentity,
 )
-from .wire import ITEM, Unusable, read_fields, read_id, read_number, read_text
+from .wire import ITEM, FieldKind, Unusable, read_fields, read_id, read_number, read_text
 from .xmlsplit import XmlEntries, split_entries
 
 try:  # orjson ships with Home Assistant and is several times faster than json.
@@ -250,6 +250,9 @@ def parse_sections(container: Node) -> list[Section]:
 # they accept (the tests hold them to that, in JSON and XML, on generated and mutated entries).
 
 _WireItem: Final[type[Any]] = ITEM.struct
+# Wire keys that only ever bring a warning (a Part outside Media): an entry with one goes the
+# tolerant way, also when lax conversion would read its value as null (the text "NULL").
+_STRAY_KEYS: Final = tuple(field.wire for field in ITEM.fields if field.kind is FieldKind.STRAY)
 _ITEM_VALUES: Final = ITEM.values
 # The item's values come in the model's order (checked by `wire`).
 _SECTION: Final = PlexItem.__struct_fields__.index("section_key")
@@ -292,6 +295,8 @@ def _quick_item(
     source_digest: bytes | None = None,
 ) -> PlexItem | None:
     """Return the item of a well-formed entry, or None for the tolerant parser to handle."""
+    if any(key in entry for key in _STRAY_KEYS):
+        return None
     try:
         wire = msgspec.convert(entry, _WireItem, strict=False)
     except msgspec.ValidationError:
