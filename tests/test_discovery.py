@@ -329,8 +329,11 @@ async def test_gdm_server_is_offered(
         ("http://127.0.0.1:1", "nobody", "stored", False),
         ("http://plex.home.arpa:32400", "same", "stored", False),
         ("discovered", "same", "discovered", False),
+        # Something else echoes the identifier while the server still answers where it was:
+        # the token is never sent there.
+        ("live", "same_elsewhere", "stored", True),
     ],
-    ids=["moved", "another_server_there", "nobody_there", "host_name", "unchanged"],
+    ids=["moved", "another_server_there", "nobody_there", "host_name", "unchanged", "spoofed"],
 )
 async def test_gdm_updates_a_configured_ip_url(
     hass: HomeAssistant,
@@ -344,10 +347,11 @@ async def test_gdm_updates_a_configured_ip_url(
 ) -> None:
     """A configured server is not offered again; a plain-IP URL follows it if it is there."""
     url = {"same": plex.url, "nobody": "http://127.0.0.1:9"}.get(answers)
-    other = generate_server(seed=8, movies=1, shows=1)
+    # "same_elsewhere": a second address answering with the same machine identifier.
+    other = plex_server if answers == "same_elsewhere" else generate_server(seed=8, movies=1)
     async with PlexEmulator(other) as other_plex:
         discovered = url or other_plex.url
-        stored = discovered if stored == "discovered" else stored
+        stored = {"discovered": discovered, "live": plex.url}.get(stored, stored)
         mock_config_entry.add_to_hass(hass)
         hass.config_entries.async_update_entry(
             mock_config_entry, data={**mock_config_entry.data, CONF_URL: stored}

@@ -70,11 +70,13 @@ async def test_panel_is_registered_for_admins_and_removed_with_the_last_server(
     assert response.status == 200
     assert "customElements.define" in await response.text()
 
-    assert await hass.config_entries.async_unload(init_integration.entry_id)
-    assert PANEL_URL_PATH not in hass.data[frontend.DATA_PANELS]
-    assert await hass.config_entries.async_setup(init_integration.entry_id)
+    # A reload keeps it in the sidebar; removing the last server takes it out.
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
     await async_wait_synced(hass)
     assert PANEL_URL_PATH in hass.data[frontend.DATA_PANELS]
+    await hass.config_entries.async_remove(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert PANEL_URL_PATH not in hass.data[frontend.DATA_PANELS]
 
 
 async def test_libraries_command_counts_what_each_library_holds(

@@ -328,3 +328,15 @@ async def test_find_duplicates_within_a_server(
     assert imdb in group["ids"]
     assert len(group["items"]) == 2
     assert (await _call(hass, "find_duplicates", {"scope": "across"}))["total"] == 0
+
+
+async def test_find_actions_answer_an_unreadable_catalog_with_an_error(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    catalog = get_catalog(hass)
+    assert catalog is not None
+    await catalog.close()
+    for service in ("find_items", "find_duplicates", "purge_deleted"):
+        with pytest.raises(HomeAssistantError) as caught:
+            await _call(hass, service, {})
+        assert caught.value.translation_key == "catalog_read_error", service

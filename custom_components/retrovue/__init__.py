@@ -74,18 +74,21 @@ async def async_unload_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) ->
         # A running sync is cancelled first: it still writes to the catalog.
         await entry.runtime_data.async_shutdown()
         await async_release_catalog(hass, entry.entry_id)
-        if not [
-            other
-            for other in hass.config_entries.async_loaded_entries(DOMAIN)
-            if other.entry_id != entry.entry_id
-        ]:
-            async_remove_panel(hass)
     return unloaded
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: RetrovueConfigEntry) -> None:
-    """Forget a removed server: its repairs, and its rows (and only its) in the catalog."""
+    """Forget a removed server: its repairs, its rows, and the panel if it was the last one.
+
+    Only its own rows leave the catalog. Unloading (a reload) keeps the panel in the sidebar.
+    """
     async_delete_entry_issues(hass, entry.entry_id)
+    if not [
+        other
+        for other in hass.config_entries.async_entries(DOMAIN)
+        if other.entry_id != entry.entry_id
+    ]:
+        async_remove_panel(hass)
     if entry.unique_id is None:
         return
     catalog = await async_acquire_catalog(hass, entry.entry_id)

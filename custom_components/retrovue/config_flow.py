@@ -654,7 +654,10 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
         """Offer a discovered server, or bring a configured one's plain-IP URL up to date.
 
         `verified`: the server at `url` already proved to be `machine_identifier`; a GDM
-        answer is checked with `/identity` before a configured entry's URL follows it.
+        answer is checked with `/identity` before a configured entry's URL follows it. The URL
+        follows only when the stored one no longer answers as that server: `/identity` needs no
+        token, so a device that merely echoes the identifier never gets the token sent to it
+        while the server still answers where it was.
         """
         await self.async_set_unique_id(machine_identifier)
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(
@@ -665,6 +668,7 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             and entry.data[CONF_URL] != url
             and _follows_discovery(entry.data[CONF_URL])
             and (verified or await self._async_is_server(url, machine_identifier))
+            and not await self._async_is_server(entry.data[CONF_URL], machine_identifier)
         ):
             # Only updated here: a loaded entry's update listener reloads it, and one that is
             # retrying setup is reloaded by the abort below (it was just seen online).

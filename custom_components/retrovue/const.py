@@ -63,7 +63,10 @@ ATTR_LIMIT: Final = "limit"
 ATTR_OFFSET: Final = "offset"
 ATTR_SCOPE: Final = "scope"
 
-# Repairs: most parts of a server REMOTE_ONLY although it has mappings
+# What a library's movie or episode counts count, by library type (sensor units, the panel).
+UNIT_BY_TYPE: Final = {"movie": "movies", "show": "episodes"}
+
+# Repairs: most of a mapped library REMOTE_ONLY (per library; repairs.py)
 REMOTE_ONLY_REPAIR_SHARE: Final = 0.5
 
 # Live updates: while Plex's websocket is connected, scheduled syncs run this many times less

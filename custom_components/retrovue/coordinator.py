@@ -57,9 +57,8 @@ RETRY_BACKOFF = 0.5
 # Seconds a sync runs before the sync status says *syncing* (quick syncs stay *idle*).
 SYNC_STATUS_DELAY = 5
 _MISSING_TITLES = 5
-# Folders named in a missing event; folders read for it and for the repair of a lost share.
+# Folders named in a missing event.
 _MISSING_FOLDERS = 5
-_DROP_FOLDERS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,13 +499,16 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
         await self._check_missing_drop(summary, folders)
 
     async def async_missing_folders(self, run_id: int) -> list[MissingFolder]:
-        """Return where the items a run marked MISSING were: grouped by folder, biggest first."""
+        """Return where the items a run marked MISSING were: grouped by folder, biggest first.
+
+        All of them (up to the store's largest page): the lost-share repair counts them.
+        """
         return list(
             await self.catalog.call(
                 browse.missing_folders,
                 machine_identifier=self.machine_identifier,
                 run_id=run_id,
-                limit=_DROP_FOLDERS,
+                limit=browse.MAX_LIMIT,
             )
         )
 
@@ -558,7 +560,7 @@ class RetrovueDataUpdateCoordinator(DataUpdateCoordinator[RetrovueData]):
                 missing=counts.missing,
                 deleted=counts.deleted,
                 unwatched=counts.unwatched,
-                shows=getattr(counts, "shows", 0),  # TEMPORARY until reads.py has it
+                shows=counts.shows,
                 last_synced_at=_when(library.last_synced_at),
                 last_run=None
                 if run is None

@@ -17,6 +17,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import UNIT_BY_TYPE
 from .coordinator import (
     LibraryData,
     RetrovueConfigEntry,
@@ -43,10 +44,6 @@ class RetrovueServerSensorEntityDescription(SensorEntityDescription):
     """Describe a sensor of the server's sync activity."""
 
     value_fn: Callable[[SyncActivity], int | str | None]
-
-
-# What a library's movie or episode counts count, by library type (translation key suffix).
-UNIT_BY_TYPE: dict[str, str] = {"movie": "movies", "show": "episodes"}
 
 
 def _count(

@@ -49,7 +49,7 @@ from .const import (
     SERVICE_SYNC_LIBRARY,
 )
 from .coordinator import RetrovueConfigEntry, summary_to_json
-from .engine.store import Catalog, CatalogStore, browse
+from .engine.store import Catalog, CatalogError, CatalogStore, browse
 from .engine.store.reads import FIND_LIMIT
 from .engine.sync.targeted import Targets
 from .live import watched_to_json
@@ -124,6 +124,19 @@ def _catalog(hass: HomeAssistant) -> Catalog:
     if (catalog := get_catalog(hass)) is None:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_catalog")
     return catalog
+
+
+@contextmanager
+def _catalog_errors() -> Iterator[None]:
+    """Answer a catalog that cannot be read (closing, locked, damaged) with a clear error."""
+    try:
+        yield
+    except CatalogError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="catalog_read_error",
+            translation_placeholders={"error": str(err)},
+        ) from err
 
 
 @contextmanager
@@ -248,31 +261,34 @@ async def _async_find_items(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
     limit = call.data[ATTR_LIMIT]
     # One more than asked for tells whether more items match.
-    items = await catalog.call(
-        CatalogStore.find_items,
-        call.data.get(ATTR_TITLE),
-        call.data.get(ATTR_YEAR),
-        call.data.get(ATTR_KIND),
-        state=call.data.get(ATTR_STATE),
-        library=call.data.get(ATTR_LIBRARY),
-        machine_identifier=_server_filter(call.hass, call.data),
-        limit=limit + 1,
-        offset=call.data[ATTR_OFFSET],
-    )
+    with _catalog_errors():
+        items = await catalog.call(
+            CatalogStore.find_items,
+            call.data.get(ATTR_TITLE),
+            call.data.get(ATTR_YEAR),
+            call.data.get(ATTR_KIND),
+            state=call.data.get(ATTR_STATE),
+            library=call.data.get(ATTR_LIBRARY),
+            machine_identifier=_server_filter(call.hass, call.data),
+            limit=limit + 1,
+            offset=call.data[ATTR_OFFSET],
+        )
     found = [_iso_times(asdict(item), "last_viewed_at") for item in items[:limit]]
     return {"items": cast("Any", found), "truncated": len(items) > limit}
 
 
 async def _async_find_duplicates(call: ServiceCall) -> ServiceResponse:
     catalog = _catalog(call.hass)
-    page = await catalog.call(
-        browse.duplicates,
-        scope=call.data[ATTR_SCOPE],
-        kinds=tuple(call.data.get(ATTR_KIND) or ("movie", "show")),
-        machine_identifier=_server_filter(call.hass, call.data),
-        offset=call.data[ATTR_OFFSET],
-        limit=call.data[ATTR_LIMIT],
-    )
+    machine_identifier = _server_filter(call.hass, call.data)
+    with _catalog_errors():
+        page = await catalog.call(
+            browse.duplicates,
+            scope=call.data[ATTR_SCOPE],
+            kinds=tuple(call.data.get(ATTR_KIND) or ("movie", "show")),
+            machine_identifier=machine_identifier,
+            offset=call.data[ATTR_OFFSET],
+            limit=call.data[ATTR_LIMIT],
+        )
     return {
         "total": page.total,
         "groups": cast("Any", [asdict(group) for group in page.groups]),
@@ -291,7 +307,8 @@ async def _async_purge_deleted(call: ServiceCall) -> ServiceResponse:
             raise Unauthorized(context=call.context)
     catalog = _catalog(call.hass)
     cutoff = int(dt_util.utcnow().timestamp()) - call.data[ATTR_OLDER_THAN_DAYS] * 86400
-    purged = await catalog.call(CatalogStore.purge_deleted, cutoff)
+    with _catalog_errors():
+        purged = await catalog.call(CatalogStore.purge_deleted, cutoff)
     # The deleted counts changed: let the sensors of every server read them again.
     for entry in call.hass.config_entries.async_loaded_entries(DOMAIN):
         await entry.runtime_data.async_refresh_counts()

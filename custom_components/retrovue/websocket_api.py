@@ -23,7 +23,7 @@ from homeassistant.components.websocket_api.decorators import (
 from homeassistant.core import HomeAssistant, callback
 import voluptuous as vol
 
-from .const import DOMAIN
+from .const import DOMAIN, UNIT_BY_TYPE
 from .engine.states import ItemState
 from .engine.store import CatalogError, browse
 from .engine.store.browse import ItemQuery, SortKey
@@ -36,7 +36,6 @@ MAX_PAGE = 500
 DEFAULT_PAGE = 100
 MAX_FOLDERS = 200
 
-_UNITS = {"movie": "movies", "show": "episodes"}
 
 type _Handler = Callable[
     [HomeAssistant, ActiveConnection, dict[str, Any]], Coroutine[Any, Any, None]
@@ -130,7 +129,7 @@ async def ws_libraries(
                     "section_key": library.section_key,
                     "title": library.title,
                     "type": library.type,
-                    "unit": _UNITS.get(library.type, "items"),
+                    "unit": UNIT_BY_TYPE.get(library.type, "items"),
                     "locations": list(library.locations),
                     "present": library.present,
                     "counts": {

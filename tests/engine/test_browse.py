@@ -662,8 +662,6 @@ async def test_remote_only_by_library(serve: Serve, catalog: Catalog) -> None:
     ]
     ids = await library_ids(catalog)
     assert [s.library_id for s in shares] == [ids[("Alpha", "Movies")], ids[("Alpha", "TV Shows")]]
-    share = await catalog.call(CatalogStore.remote_only_share, alpha_id)
-    assert (share.remote_only, share.playable) == (1, 5)
 
 
 # --- find_items ---------------------------------------------------------------------------
@@ -929,6 +927,17 @@ async def test_duplicates_link_items_by_any_shared_id(serve: Serve, catalog: Cat
     beta.add_show("2", "Dark", 2017, guids=("tvdb://334824",))
     # A movie sharing a show's id is not the same title.
     beta.add_movie("1", "Dark Movie", 2017, guids=("tvdb://334824",))
+    # An old agent's episode guids carry the show's id and their own season/episode: the
+    # episodes share a (provider, value) but no uri, so they are no duplicates.
+    legacy = beta.add_show("2", "Legacy", 2005, guid="com.plexapp.agents.thetvdb://78874?lang=en")
+    legacy_season = beta.add_season(legacy.rating_key, 1)
+    for number in (1, 2):
+        beta.add_episode(
+            legacy_season.rating_key,
+            number,
+            f"Old {number}",
+            guid=f"com.plexapp.agents.thetvdb://78874/1/{number}?lang=en",
+        )
     alpha_client, beta_client = await serve(alpha), await serve(beta)
     clock = Clock()
     await sync(alpha_client, catalog, clock)

@@ -1129,11 +1129,14 @@ def _clusters(store: CatalogStore, kinds: Sequence[str]) -> list[_Cluster]:
     by_id: dict[tuple[str, str], list[int]] = {}
     for item_id, kind, uri in zip(item_ids, item_kinds, uris, strict=True):
         by_id.setdefault((kind, uri), []).append(item_id)
+    # Shared (provider, value) pairs can still name different uris (an old agent's episode
+    # guid carries the show's id and its own season/episode): only a uri on two items links.
+    shared = {key: members for key, members in by_id.items() if len(set(members)) > 1}
     links = _Links()
-    for members in by_id.values():
+    for members in shared.values():
         links.join(members)
     clusters: dict[int, _Cluster] = {}
-    for (kind, uri), members in by_id.items():
+    for (kind, uri), members in shared.items():
         root = links.find(members[0])
         cluster = clusters.setdefault(root, _Cluster(kind, set(), set()))
         cluster.ids.add(uri)

@@ -55,14 +55,6 @@ class LibraryDashboard:
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteOnlyShare:
-    """How many of a server's playable items no path mapping reaches."""
-
-    remote_only: int
-    playable: int
-
-
-@dataclass(frozen=True, slots=True)
 class LibraryRemoteOnly:
     """How many of a library's playable movies or episodes no path mapping reaches."""
 
@@ -243,16 +235,6 @@ class CatalogReads:
                 (run_id, *_MISSING_KINDS, limit),
             )
         ]
-
-    def remote_only_share(self, server_id: int) -> RemoteOnlyShare:
-        """Return how many of a server's playable items are remote only."""
-        (row,) = self._rows(
-            "SELECT COALESCE(SUM(remote_only), 0) AS remote_only, "
-            "COALESCE(SUM(active + remote_only), 0) AS playable "
-            "FROM library_counts WHERE server_id = ?",
-            (server_id,),
-        )
-        return RemoteOnlyShare(remote_only=row["remote_only"], playable=row["playable"])
 
     def remote_only_by_library(self, server_id: int) -> list[LibraryRemoteOnly]:
         """Return each present library's remote-only and playable movies or episodes."""

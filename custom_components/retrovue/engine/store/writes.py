@@ -439,12 +439,14 @@ def finalize_run(store: CatalogStore, ctx: ApplyContext, finish: Finish) -> tupl
 def _restate_library(store: CatalogStore, ctx: ApplyContext) -> None:
     """Recompute ACTIVE/REMOTE_ONLY/UNAVAILABLE for every present item after a mapping change.
 
-    Runs when the library's own mappings (`policy.library_mappings`, in `ctx.mapper`) differ
-    from those its states were judged with; a change that leaves them alone, like a mapping
-    for another library, restates nothing here. Items this run wrote were judged with the
-    current mappings already. The rest are taken one item at a time from rows of scalars: a
-    library's worth of path lists held at once would be promoted to the collector's oldest
-    generation and bring on a full collection on the event loop's process.
+    Runs when the library's mappings (`policy.library_mappings`, in `ctx.mapper`) differ from
+    those its states were judged with: for an unmapped library, never because of a mapping
+    for another library; a mapped library is judged with all the server's mappings, so one
+    added for another library restates it (its files under its own folders keep their states).
+    Items this run wrote were judged with the current mappings already. The rest are taken one
+    item at a time from rows of scalars: a library's worth of path lists held at once would be
+    promoted to the collector's oldest generation and bring on a full collection on the event
+    loop's process.
     """
     changes: list[tuple[int, str]] = []
     rows = store.parts_of_library(ctx.library_id, unless_run=ctx.run_id)
