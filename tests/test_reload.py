@@ -152,10 +152,13 @@ async def test_reconfigure_reloads_once_on_the_new_url(
 async def test_rediscovery_at_a_new_address_reloads_once(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
+    plex: PlexEmulator,
     plex_server: EmuServer,
     setups: AsyncMock,
 ) -> None:
     async with PlexEmulator(plex_server) as moved:
+        # The server moved: its old address no longer answers (the entry follows only then).
+        await plex.stop()
         result = await hass.config_entries.flow.async_init(
             DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_discovery(moved.url)
         )
