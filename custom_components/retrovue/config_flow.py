@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Container, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 from uuid import uuid4
@@ -79,7 +78,6 @@ from .engine.plex import (
     ServerIdentity,
 )
 from .engine.plex.account import (
-    Attempt,
     Candidate,
     NoConnectionError,
     PinExpiredError,
@@ -91,6 +89,7 @@ from .engine.plex.account import (
     async_choose_connection,
     candidate_connections,
     fetch_servers,
+    is_ip_url,
 )
 from .engine.plex.gdm import GdmServer
 from .engine.sync import ServerContext
@@ -228,25 +227,13 @@ def _follows_discovery(url: str) -> bool:
     Only plain `http://<IP>` URLs do: a host name or an https address (e.g. plex.direct) was
     chosen on purpose and is never rewritten.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    try:
-        ip_address(parts.hostname)
-    except ValueError:
-        return False
-    return True
+    return is_ip_url(url, "http")
 
 
 def _form_errors(error: str, fields: Container[str]) -> dict[str, str]:
     """Return the errors of a form, keyed by the field the error belongs to."""
     field = _ERROR_FIELDS.get(error, "base")
     return {field if field in fields else "base": error}
-
-
-def _tried(attempts: Sequence[Attempt]) -> str:
-    """Describe the addresses tried for a server and how each answered (no tokens)."""
-    return ", ".join(f"{attempt.url} ({attempt.error})" for attempt in attempts) or "-"
 
 
 def _server_label(server: ServerResource) -> str:
@@ -607,7 +594,7 @@ class RetrovueConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         except NoConnectionError as err:
             raise _ConnectError(
-                "no_connection", {"name": server.name, "tried": _tried(err.attempts)}
+                "no_connection", {"name": server.name, "tried": err.tried or "-"}
             ) from err
         data = {
             CONF_URL: chosen.url,

@@ -15,13 +15,10 @@ would be (onboarding sets up its own integrations):
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 import re
-import shutil
 import sys
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from .browser import chromium, login
@@ -155,30 +152,11 @@ async def check_demo(stack: Stack) -> None:
         passed(f"the manual path asks for {', '.join(fields)}")
 
 
-async def _alone(workdir: Path) -> list[str]:
-    from tests.emulator import generate_server
-
-    from .run import TOKEN, running_stack  # Here: run.py imports this module.
-
-    server = generate_server(seed=5, movies=20, shows=3, token=TOKEN, friendly_name="E2E Plex")
-    async with running_stack(workdir, server) as stack:
-        await check_demo(stack)
-    return stack.passed
-
-
 def main() -> int:
     """Run the demo check on a fresh stack."""
-    workdir = Path(tempfile.mkdtemp(prefix="retrovue-demo-"))
-    try:
-        passed = asyncio.run(_alone(workdir))
-    except E2EError as err:
-        _log(f"FAILED: {err}")
-        _log(f"kept {workdir}")
-        print("e2e demo: 0 passed, 1 failed")  # noqa: T201
-        return 1
-    shutil.rmtree(workdir, ignore_errors=True)
-    print(f"e2e demo: {len(passed)} passed, 0 failed")  # noqa: T201
-    return 0
+    from .run import run_alone  # Here: run.py imports this module.
+
+    return run_alone("demo", check_demo, seed=5, movies=20, shows=3)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import asyncio
 import csv
 import io
 from pathlib import Path
-import shutil
 import sys
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -391,30 +389,11 @@ async def check_panel(stack: Stack, *, width: int = 1280, height: int = 900) -> 
             _log(f"  (console, not Retrovue's: {entry['message'][:200]})")
 
 
-async def _alone(workdir: Path) -> list[str]:
-    from tests.emulator import generate_server
-
-    from .run import TOKEN, running_stack  # Here: run.py imports this module.
-
-    server = generate_server(seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex")
-    async with running_stack(workdir, server) as stack:
-        await check_panel(stack)
-    return stack.passed
-
-
 def main() -> int:
     """Run only the panel's check on a fresh stack (`python -m tests.e2e.panel`)."""
-    workdir = Path(tempfile.mkdtemp(prefix="retrovue-panel-"))
-    try:
-        passed = asyncio.run(_alone(workdir))
-    except E2EError as err:
-        _log(f"FAILED: {err}")
-        _log(f"kept {workdir}")
-        print("e2e panel: 0 passed, 1 failed")  # noqa: T201
-        return 1
-    shutil.rmtree(workdir, ignore_errors=True)
-    print(f"e2e panel: {len(passed)} passed, 0 failed")  # noqa: T201
-    return 0
+    from .run import run_alone  # Here: run.py imports this module.
+
+    return run_alone("panel", check_panel, seed=7, movies=40, shows=5)
 
 
 if __name__ == "__main__":

@@ -290,6 +290,32 @@ async def running_stack(
                     await hass.wait()
 
 
+def run_alone(
+    name: str, check: Callable[[Stack], Awaitable[None]], *, seed: int, movies: int, shows: int
+) -> int:
+    """Run one end-to-end check on a fresh stack (`python -m tests.e2e.<name>`); 1 on failure."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"retrovue-{name}-"))
+
+    async def _alone() -> list[str]:
+        server = generate_server(
+            seed=seed, movies=movies, shows=shows, token=TOKEN, friendly_name="E2E Plex"
+        )
+        async with running_stack(workdir, server) as stack:
+            await check(stack)
+        return stack.passed
+
+    try:
+        passed = asyncio.run(_alone())
+    except E2EError as err:
+        _log(f"FAILED: {err}")
+        _log(f"kept {workdir}")
+        print(f"e2e {name}: 0 passed, 1 failed")  # noqa: T201
+        return 1
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(f"e2e {name}: {len(passed)} passed, 0 failed")  # noqa: T201
+    return 0
+
+
 async def _run(workdir: Path, *, changes: int = 50) -> tuple[list[str], dict[str, Any]]:
     """Run every step; return what passed and the live phase's freshness figures."""
     plex_server = generate_server(seed=7, movies=40, shows=5, token=TOKEN, friendly_name="E2E Plex")

@@ -115,8 +115,9 @@ class NoConnectionError(PlexConnectionError):
 
     def __init__(self, name: str, attempts: Sequence[Attempt]) -> None:
         """Keep what was tried."""
-        tried = ", ".join(f"{attempt.url} ({attempt.error})" for attempt in attempts)
-        super().__init__(f"no address answered; tried {tried or 'none'}", server=name)
+        # Each address and how it answered (the probes carry no token).
+        self.tried = ", ".join(f"{attempt.url} ({attempt.error})" for attempt in attempts)
+        super().__init__(f"no address answered; tried {self.tried or 'none'}", server=name)
         self.attempts = tuple(attempts)
 
 
@@ -288,14 +289,19 @@ def verify_ssl_for(url: str) -> bool:
     Plex's certificates name `*.plex.direct` hosts, so they are checked there and on other host
     names; an https address with a plain IP cannot match and is used without the check.
     """
+    return not is_ip_url(url, "https")
+
+
+def is_ip_url(url: str, scheme: str) -> bool:
+    """Return whether `url` has this scheme and a plain IP address (not a host name) as host."""
     parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        return True
+    if parts.scheme != scheme or not parts.hostname:
+        return False
     try:
         ip_address(parts.hostname)
     except ValueError:
-        return True
-    return False
+        return False
+    return True
 
 
 def candidate_connections(resource: ServerResource) -> list[Candidate]:
